@@ -1,0 +1,19 @@
+/* The alloc-producer commands. Each takes the configuration and the arguments
+ * after the command name (connection flags already removed), prints its own
+ * --help, and returns a DESIGN.md exit code (ALLOC_EXIT_*). */
+#ifndef ALLOC_PRODUCER_COMMANDS_H
+#define ALLOC_PRODUCER_COMMANDS_H
+
+#include "config.h"
+
+typedef int (*command_fn)(const alloc_config *cfg, int argc, char **argv);
+
+int cmd_migrate(const alloc_config *cfg, int argc, char **argv);
+
+/* Prints "alloc-producer: <msg>" and the command's usage line to stderr; returns ALLOC_EXIT_USAGE. */
+int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* 1 when argv holds -h or --help. */
+int wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,74 @@
+/* alloc-producer: the CLI and run coordinator. Dispatches to the commands of DESIGN.md section 4. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "commands.h"
+#include "config.h"
+#include "log.h"
+
+static const struct {
+    const char *name;
+    command_fn fn;
+    const char *summary;
+} commands[] = {
+    {"migrate", cmd_migrate, "create or upgrade the schema (idempotent)"},
+};
+
+static void print_help(FILE *out) {
+    fprintf(out, "usage: alloc-producer COMMAND [options]   (alloc-producer COMMAND --help for more)\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n%s", config_flags_help());
+}
+
+int usage_error(const char *usage, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("alloc-producer: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fprintf(stderr, "usage: %s\n", usage);
+    return ALLOC_EXIT_USAGE;
+}
+
+int wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    log_init("producer");
+    alloc_config cfg;
+    config_load(&cfg);
+
+    /* Connection flags may stand anywhere; take them out before the command sees argv. */
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && config_apply_flag(&cfg, argv[i], argv[i + 1])) {
+            i++;
+            continue;
+        }
+        argv[++n] = argv[i];
+    }
+    argc = n + 1;
+
+    if (argc < 2) {
+        print_help(stderr);
+        return ALLOC_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_help(stdout);
+        return ALLOC_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(&cfg, argc - 2, argv + 2);
+
+    fprintf(stderr, "alloc-producer: unknown command '%s'\n", argv[1]);
+    fprintf(stderr, "usage: alloc-producer COMMAND [options]   (alloc-producer --help lists the commands)\n");
+    return ALLOC_EXIT_USAGE;
+}
