@@ -4,8 +4,8 @@ SANITIZE ?=
 BUILD    := build$(if $(SANITIZE),/$(SANITIZE),)
 
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -Wall -Wextra -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -pthread -Icommon
-LDLIBS   := -lrabbitmq -lhiredis -lpq -ljansson -lz -lm -pthread
+CFLAGS   += -std=c11 -Wall -Wextra -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -pthread -Icommon -I/usr/include/postgresql
+LDLIBS   := -lrabbitmq -lhiredis -lpq -ljansson -lcrypto -lz -lm -pthread
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=$(SANITIZE)
