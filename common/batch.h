@@ -7,18 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "msg.h"
 #include "pubdata.h"
 
 /* Target index of the #UNALLOCATED project of the batch's data source. */
 #define BATCH_UNALLOCATED UINT32_MAX
 
-typedef struct batch_row {
-    int64_t entry_id;
-    const char *company_code;
-    const char *item_code; /* the bound report item */
-    const char *category;
-    int64_t cents;
-} batch_row;
+/* A pending row as the batch message carries it: entry, company, bound item,
+ * category, amount in cents. */
+typedef msg_row batch_row;
 
 /* Sum of the shares one (version, target, item) received in the batch; it exists
  * when at least one share of it was not 0 cents (its sum may still be 0). */

@@ -59,7 +59,8 @@ EOT
 
 pg_up() { "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" >/dev/null 2>&1; }
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null)" = PONG ]; }
-rabbit_up() { (rabbit_env; "$rabbit_bin/rabbitmqctl" -q -n "$node" status >/dev/null 2>&1); }
+# The AMQP port answering is what clients need; rabbitmqctl is slow and flaky under load.
+rabbit_up() { (exec 3<>"/dev/tcp/127.0.0.1/$amqp_port") 2>/dev/null; }
 
 wait_for() { # name seconds command...
     local name=$1 secs=$2; shift 2
