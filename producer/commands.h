@@ -9,6 +9,16 @@
 typedef int (*command_fn)(const alloc_config *cfg, int argc, char **argv);
 
 int cmd_migrate(const alloc_config *cfg, int argc, char **argv);
+int cmd_report(const alloc_config *cfg, int argc, char **argv);
+int cmd_status(const alloc_config *cfg, int argc, char **argv);
+int cmd_publish(const alloc_config *cfg, int argc, char **argv);
+int cmd_close_period(const alloc_config *cfg, int argc, char **argv);
+int cmd_run(const alloc_config *cfg, int argc, char **argv);
+int cmd_resume(const alloc_config *cfg, int argc, char **argv);
+int cmd_abort(const alloc_config *cfg, int argc, char **argv);
+
+/* 1 when p is a period code YYYY-MM with a month 01..12. */
+int run_valid_period(const char *p);
 
 /* Prints "alloc-producer: <msg>" and the command's usage line to stderr; returns ALLOC_EXIT_USAGE. */
 int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,6 +14,13 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"migrate", cmd_migrate, "create or upgrade the schema (idempotent)"},
+    {"run", cmd_run, "generate the report of a period (waits, shows progress)"},
+    {"resume", cmd_resume, "finish an interrupted run"},
+    {"abort", cmd_abort, "abort a running run"},
+    {"status", cmd_status, "list runs: progress, control totals, staleness, findings"},
+    {"report", cmd_report, "print a period's report (table, csv, json) or its checksum"},
+    {"publish", cmd_publish, "publish a succeeded run as the period's report"},
+    {"close-period", cmd_close_period, "close a period: its ledger rows can no longer change"},
 };
 
 static void print_help(FILE *out) {
