@@ -138,7 +138,7 @@ static const pubdata *pub_get(const msg_batch *b, pubdata **owned, char *err, si
         PGresult *r = db_query(thread_db, "SELECT body FROM run_public WHERE run_id = $1", 1, p,
                                PGRES_TUPLES_OK, &e);
         if (!r || PQntuples(r) != 1) {
-            snprintf(err, errlen, "public data of run %s is neither in Redis nor in run_public%s%s",
+            snprintf(err, errlen, "public data of run %s is neither in Redis nor in run_public%s%.300s",
                      id, r ? "" : ": ", r ? "" : e.msg);
             if (r) PQclear(r);
             return NULL;

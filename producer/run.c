@@ -99,6 +99,12 @@ static uint64_t fnv1a(const char *s, size_t len) {
     return h;
 }
 
+static double elapsed_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 static int fail_db(const char *what, const db_error *e) {
     fprintf(stderr, "alloc-producer: %s: %s\n", what, e->msg);
     return ALLOC_EXIT_RUNTIME;
@@ -178,16 +184,29 @@ static int report_rows(db_conn *db, const char *sql, int np, const char *const *
 static int validate(db_conn *db, const char *period, const char *ruleset, db_error *e) {
     const char *p[] = {period, ruleset};
     int total = 0, n;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* the bound rows of the snapshot, read once: every later step reads this */
+    if (db_exec(db,
+                "CREATE TEMP TABLE snap (entry_id bigint, company_code text, data_source text, "
+                "project_code text, category text, amount numeric(18,2), budget_item_code text, "
+                "account_code text, item_code text) ON COMMIT DROP",
+                e) != 0 ||
+        db_exec_params(db, "INSERT INTO snap " BOUND_ROWS, 2, p, e) < 0 ||
+        db_exec(db, "ANALYZE snap", e) != 0)
+        return -1;
+    log_info("snapshot: bound ledger rows in %.1fs", elapsed_since(&t0));
     n = report_rows(db,
-                    "SELECT budget_item_code, account_code, count(*) FROM (" BOUND_ROWS ") b "
-                    "WHERE item_code IS NULL GROUP BY 1, 2 "
+                    "SELECT budget_item_code, account_code, count(*) FROM snap "
+                    "WHERE item_code IS NULL AND $1::text IS NOT NULL AND $2::text IS NOT NULL "
+                    "GROUP BY 1, 2 "
                     "ORDER BY budget_item_code COLLATE \"C\" NULLS FIRST, account_code COLLATE \"C\" NULLS FIRST",
                     2, p, "unbound", e);
     if (n < 0) return -1;
     total += n;
     n = report_rows(db,
-                    "SELECT e.project_code, count(*) FROM ledger_entry e "
-                    "WHERE e.period_code = $1 AND e.project_code IS NOT NULL AND $2::text IS NOT NULL "
+                    "SELECT e.project_code, count(*) FROM snap e "
+                    "WHERE e.project_code IS NOT NULL AND $1::text IS NOT NULL AND $2::text IS NOT NULL "
                     "AND NOT EXISTS (SELECT 1 FROM project p WHERE p.project_code = e.project_code) "
                     "GROUP BY 1 ORDER BY e.project_code COLLATE \"C\"",
                     2, p, "project", e);
@@ -196,18 +215,19 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
     n = report_rows(db,
                     "SELECT b.item_code, CASE WHEN ri.item_code IS NULL "
                     "  THEN 'does not exist in ruleset ' || $2 ELSE 'is not a base item' END, "
-                    "  count(*) FROM (" BOUND_ROWS ") b "
+                    "  count(*) FROM snap b "
                     "LEFT JOIN report_item ri ON ri.ruleset = $2 AND ri.item_code = b.item_code "
                     "WHERE b.item_code IS NOT NULL AND (ri.item_code IS NULL OR ri.kind <> 'base') "
+                    "AND $1::text IS NOT NULL "
                     "GROUP BY 1, 2 ORDER BY b.item_code COLLATE \"C\"",
                     2, p, "item", e);
     if (n < 0) return -1;
     total += n;
     n = report_rows(db,
-                    "SELECT b.item_code, v.version, count(*) FROM (" BOUND_ROWS ") b "
+                    "SELECT b.item_code, v.version, count(*) FROM snap b "
                     "JOIN report_version v ON v.include_categories IS NULL "
                     "     OR b.category = ANY (v.include_categories) "
-                    "WHERE b.project_code IS NULL AND b.item_code IS NOT NULL "
+                    "WHERE b.project_code IS NULL AND b.item_code IS NOT NULL AND $1::text IS NOT NULL "
                     "AND NOT EXISTS (SELECT 1 FROM allocation_rule r WHERE r.ruleset = $2 "
                     "    AND r.version = v.version AND r.item_code IN (b.item_code, '*')) "
                     "GROUP BY 1, 2 ORDER BY b.item_code COLLATE \"C\", v.version COLLATE \"C\"",
@@ -219,57 +239,81 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
 
 /* ---- the snapshot transaction ------------------------------------------------ */
 
-static const char *const SNAPSHOT_STEPS[] = {
-    /* pending rows of the snapshot with their items: buckets are cut from here */
-    "INSERT INTO run_pending (run_id, entry_id, data_source, company_code, item_code, category, "
-    "    cents) "
-    "SELECT $3::bigint, entry_id, data_source, company_code, item_code, category, (amount * 100)::bigint "
-    "FROM (" BOUND_ROWS ") b WHERE project_code IS NULL",
+typedef struct sql_step {
+    const char *label;
+    const char *sql;
+} sql_step;
 
-    /* report_before: direct rows at their project (in its data source), pending at #POOL */
-    "INSERT INTO report_before (run_id, version, data_source, project_code, item_code, amount) "
-    "SELECT $3::bigint, v.version, p.data_source, b.project_code, b.item_code, sum(b.amount) "
-    "FROM (" BOUND_ROWS ") b JOIN project p ON p.project_code = b.project_code "
-    "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
-    "GROUP BY 2, 3, 4, 5 "
-    "UNION ALL "
-    "SELECT $3::bigint, v.version, rp.data_source, '#POOL', rp.item_code, sum(rp.cents) / 100.0 "
-    "FROM run_pending rp "
-    "JOIN report_version v ON v.include_categories IS NULL OR rp.category = ANY (v.include_categories) "
-    "WHERE rp.run_id = $3 AND $1::text IS NOT NULL AND $2::text IS NOT NULL "
-    "GROUP BY 2, 3, 4, 5",
-
-    /* per version: what conservation must find again at the end */
-    "INSERT INTO run_version_total (run_id, version, rows, amount) "
-    "SELECT $3::bigint, v.version, count(e.entry_id), coalesce(sum(e.amount), 0) "
-    "FROM report_version v LEFT JOIN ledger_entry e ON e.period_code = $1 "
-    "     AND (v.include_categories IS NULL OR e.category = ANY (v.include_categories)) "
-    "WHERE $2::text IS NOT NULL GROUP BY v.version",
-
-    /* control totals and the period's change counter as the snapshot saw it */
-    "UPDATE alloc_run r SET "
-    "  rows_pending = t.rp, amount_pending = t.ap, rows_direct = t.rd, amount_direct = t.ad, "
-    "  change_seq = (SELECT change_seq FROM period WHERE period_code = $1) "
-    "FROM (SELECT count(*) FILTER (WHERE project_code IS NULL) AS rp, "
-    "             coalesce(sum(amount) FILTER (WHERE project_code IS NULL), 0) AS ap, "
-    "             count(*) FILTER (WHERE project_code IS NOT NULL) AS rd, "
-    "             coalesce(sum(amount) FILTER (WHERE project_code IS NOT NULL), 0) AS ad "
-    "      FROM ledger_entry WHERE period_code = $1) t "
-    "WHERE r.run_id = $3 AND $2::text IS NOT NULL",
-
-    /* results of earlier unpublished runs of the period go (DESIGN.md 5.6) */
-    "WITH old AS (SELECT run_id FROM alloc_run WHERE period_code = $1 AND run_id <> $3 "
-    "             AND $2::text IS NOT NULL "
-    "             AND run_id NOT IN (SELECT run_id FROM report_published)), "
-    " d1 AS (DELETE FROM report_after WHERE run_id IN (SELECT run_id FROM old)), "
-    " d2 AS (DELETE FROM report_before WHERE run_id IN (SELECT run_id FROM old)), "
-    " d3 AS (DELETE FROM alloc_detail WHERE run_id IN (SELECT run_id FROM old)), "
-    " d4 AS (DELETE FROM audit_finding WHERE run_id IN (SELECT run_id FROM old)), "
-    " d5 AS (DELETE FROM alloc_partial WHERE run_id IN (SELECT run_id FROM old)), "
-    " d6 AS (DELETE FROM run_pending WHERE run_id IN (SELECT run_id FROM old)), "
-    " d7 AS (DELETE FROM alloc_unallocated WHERE run_id IN (SELECT run_id FROM old)) "
-    "SELECT 1",
+/* Copies of the snapshot the run keeps; $1 is the run id. They read `snap`, the
+ * bound ledger rows of the period, materialized once by validate(). */
+static const sql_step SNAPSHOT_STEPS[] = {
+    {"pending rows",
+     /* pending rows with their items: buckets are cut from here, now and by resume */
+     "INSERT INTO run_pending (run_id, entry_id, data_source, company_code, item_code, category, "
+     "    cents) "
+     "SELECT $1::bigint, entry_id, data_source, company_code, item_code, category, "
+     "       (amount * 100)::bigint "
+     "FROM snap WHERE project_code IS NULL"},
+    {"report_before",
+     /* direct rows at their project (in its data source), pending ones at #POOL */
+     "INSERT INTO report_before (run_id, version, data_source, project_code, item_code, amount) "
+     "SELECT $1::bigint, v.version, p.data_source, b.project_code, b.item_code, sum(b.amount) "
+     "FROM snap b JOIN project p ON p.project_code = b.project_code "
+     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
+     "GROUP BY 2, 3, 4, 5 "
+     "UNION ALL "
+     "SELECT $1::bigint, v.version, b.data_source, '#POOL', b.item_code, sum(b.amount) "
+     "FROM snap b "
+     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
+     "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5"},
+    {"version totals",
+     /* per version: what conservation must find again at the end */
+     "INSERT INTO run_version_total (run_id, version, rows, amount) "
+     "SELECT $1::bigint, v.version, count(b.entry_id), coalesce(sum(b.amount), 0) "
+     "FROM report_version v LEFT JOIN snap b "
+     "     ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
+     "GROUP BY v.version"},
+    {"control totals",
+     /* control totals and the period's change counter as the snapshot saw it */
+     "UPDATE alloc_run r SET "
+     "  rows_pending = t.rp, amount_pending = t.ap, rows_direct = t.rd, amount_direct = t.ad, "
+     "  change_seq = (SELECT change_seq FROM period WHERE period_code = r.period_code) "
+     "FROM (SELECT count(*) FILTER (WHERE project_code IS NULL) AS rp, "
+     "             coalesce(sum(amount) FILTER (WHERE project_code IS NULL), 0) AS ap, "
+     "             count(*) FILTER (WHERE project_code IS NOT NULL) AS rd, "
+     "             coalesce(sum(amount) FILTER (WHERE project_code IS NOT NULL), 0) AS ad "
+     "      FROM snap) t "
+     "WHERE r.run_id = $1"},
+    {"earlier results",
+     /* results of earlier unpublished runs of the period go (DESIGN.md 5.6) */
+     "WITH old AS (SELECT o.run_id FROM alloc_run o JOIN alloc_run r ON r.run_id = $1 "
+     "             AND o.period_code = r.period_code AND o.run_id <> r.run_id "
+     "             WHERE o.run_id NOT IN (SELECT run_id FROM report_published)), "
+     " d1 AS (DELETE FROM report_after WHERE run_id IN (SELECT run_id FROM old)), "
+     " d2 AS (DELETE FROM report_before WHERE run_id IN (SELECT run_id FROM old)), "
+     " d3 AS (DELETE FROM alloc_detail WHERE run_id IN (SELECT run_id FROM old)), "
+     " d4 AS (DELETE FROM audit_finding WHERE run_id IN (SELECT run_id FROM old)), "
+     " d5 AS (DELETE FROM alloc_partial WHERE run_id IN (SELECT run_id FROM old)), "
+     " d6 AS (DELETE FROM run_pending WHERE run_id IN (SELECT run_id FROM old)), "
+     " d7 AS (DELETE FROM alloc_unallocated WHERE run_id IN (SELECT run_id FROM old)) "
+     "SELECT 1"},
 };
+
+/* Runs steps with $1 = run id, logging how long each took. Returns 0 or -1 with e. */
+static int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n,
+                     const char *run_id, db_error *e) {
+    const char *p[] = {run_id};
+    for (size_t i = 0; i < n; i++) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        PGresult *r = db_query(db, steps[i].sql, 1, p, strncmp(steps[i].sql, "WITH", 4)
+                                                            ? PGRES_COMMAND_OK : PGRES_TUPLES_OK, e);
+        if (!r) return -1;
+        PQclear(r);
+        log_info("%s: %s in %.1fs", phase, steps[i].label, elapsed_since(&t0));
+    }
+    return 0;
+}
 
 /* Buckets: each data source's pending rows in (item, entry) order, cut every
  * $4 rows; each bucket is split into batches of $5 rows. */
@@ -363,15 +407,10 @@ static int snapshot(run_state *st, const run_opts *o) {
 
     char id[32];
     i64s(st->run_id, id, sizeof id);
-    const char *sp[] = {o->period, st->ruleset, id};
-    for (size_t i = 0; i < sizeof SNAPSHOT_STEPS / sizeof SNAPSHOT_STEPS[0]; i++) {
-        PGresult *x = db_query(st->db, SNAPSHOT_STEPS[i], 3, sp,
-                               i == 4 ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, &e);
-        if (!x) {
-            db_rollback(st->db, NULL);
-            return fail_db("snapshot", &e);
-        }
-        PQclear(x);
+    if (run_steps(st->db, "snapshot", SNAPSHOT_STEPS, sizeof SNAPSHOT_STEPS / sizeof SNAPSHOT_STEPS[0],
+                  id, &e) != 0) {
+        db_rollback(st->db, NULL);
+        return fail_db("snapshot", &e);
     }
 
     char bucket_rows[32], batch_size[32];
@@ -805,30 +844,36 @@ static int wait_allocation(run_state *st, const char *control_queue) {
 
 /* ---- aggregation (DESIGN.md 5.4) ------------------------------------------------ */
 
-static const char *const AGGREGATE_STEPS[] = {
-    /* base rows: direct sums (report_before without #POOL) plus allocated partials */
-    "INSERT INTO report_after (run_id, version, data_source, project_code, item_code, amount) "
-    "SELECT $1::bigint, version, data_source, project_code, item_code, sum(cents) / 100.0 FROM ("
-    "  SELECT version, data_source, project_code, item_code, (amount * 100)::bigint AS cents "
-    "  FROM report_before WHERE run_id = $1 AND project_code <> '#POOL' "
-    "  UNION ALL "
-    "  SELECT version, data_source, project_code, item_code, cents FROM alloc_partial "
-    "  WHERE run_id = $1) s "
-    "GROUP BY version, data_source, project_code, item_code",
-    /* #TOTAL of each data source, then #ALL / #TOTAL */
-    "INSERT INTO report_after (run_id, version, data_source, project_code, item_code, amount) "
-    "SELECT $1::bigint, version, data_source, '#TOTAL', item_code, sum(amount) FROM report_after "
-    "WHERE run_id = $1 GROUP BY version, data_source, item_code",
-    "INSERT INTO report_after (run_id, version, data_source, project_code, item_code, amount) "
-    "SELECT $1::bigint, version, '#ALL', '#TOTAL', item_code, sum(amount) FROM report_after "
-    "WHERE run_id = $1 AND project_code = '#TOTAL' GROUP BY version, item_code",
-    /* one 'unallocated' warning per (version, data source, item) */
-    "INSERT INTO audit_finding (run_id, version, data_source, project_code, rule_code, severity, "
-    "    message) "
-    "SELECT $1::bigint, version, data_source, '#UNALLOCATED', 'unallocated', 'warning', "
-    "  'item ' || item_code || ': ' || sum(rows) || ' pending row(s) could not be allocated "
-    "(no active target or zero total weight)' "
-    "FROM alloc_unallocated WHERE run_id = $1 GROUP BY version, data_source, item_code",
+/* Aggregation, $1 = run id, into the temp table agg made by aggregate(). */
+static const sql_step AGGREGATE_STEPS[] = {
+    {"base rows",
+     /* direct sums (report_before without #POOL) plus the allocated partials, in cents */
+     "INSERT INTO agg (version, data_source, project_code, item_code, cents) "
+     "SELECT version, data_source, project_code, item_code, sum(cents) FROM ("
+     "  SELECT version, data_source, project_code, item_code, (amount * 100)::bigint AS cents "
+     "  FROM report_before WHERE run_id = $1 AND project_code <> '#POOL' "
+     "  UNION ALL "
+     "  SELECT version, data_source, project_code, item_code, cents FROM alloc_partial "
+     "  WHERE run_id = $1) s "
+     "GROUP BY version, data_source, project_code, item_code"},
+    {"report rows",
+     /* base rows, #TOTAL of each data source, #ALL / #TOTAL */
+     "INSERT INTO report_after (run_id, version, data_source, project_code, item_code, amount) "
+     "SELECT $1::bigint, version, data_source, project_code, item_code, cents / 100.0 FROM agg "
+     "UNION ALL "
+     "SELECT $1::bigint, version, data_source, '#TOTAL', item_code, sum(cents) / 100.0 FROM agg "
+     "GROUP BY version, data_source, item_code "
+     "UNION ALL "
+     "SELECT $1::bigint, version, '#ALL', '#TOTAL', item_code, sum(cents) / 100.0 FROM agg "
+     "GROUP BY version, item_code"},
+    {"unallocated findings",
+     /* one 'unallocated' warning per (version, data source, item) */
+     "INSERT INTO audit_finding (run_id, version, data_source, project_code, rule_code, severity, "
+     "    message) "
+     "SELECT $1::bigint, version, data_source, '#UNALLOCATED', 'unallocated', 'warning', "
+     "  'item ' || item_code || ': ' || sum(rows) || ' pending row(s) could not be allocated "
+     "(no active target or zero total weight)' "
+     "FROM alloc_unallocated WHERE run_id = $1 GROUP BY version, data_source, item_code"},
 };
 
 /* Conservation: per version, base rows over real projects plus #UNALLOCATED
@@ -872,11 +917,14 @@ static int aggregate(run_state *st) {
         fprintf(stderr, "alloc-producer: run %s is no longer running\n", id);
         return ALLOC_EXIT_RUNTIME;
     }
-    for (size_t i = 0; i < sizeof AGGREGATE_STEPS / sizeof AGGREGATE_STEPS[0]; i++) {
-        if (db_exec_params(st->db, AGGREGATE_STEPS[i], 1, p, &e) < 0) {
-            db_rollback(st->db, NULL);
-            return fail_db("aggregate", &e);
-        }
+    if (db_exec(st->db,
+                "CREATE TEMP TABLE agg (version text, data_source text, project_code text, "
+                "item_code text, cents bigint) ON COMMIT DROP",
+                &e) != 0 ||
+        run_steps(st->db, "aggregate", AGGREGATE_STEPS,
+                  sizeof AGGREGATE_STEPS / sizeof AGGREGATE_STEPS[0], id, &e) != 0) {
+        db_rollback(st->db, NULL);
+        return fail_db("aggregate", &e);
     }
     char msg[512];
     int bad = check_conservation(st, id, msg, sizeof msg, &e);
@@ -911,17 +959,27 @@ static int aggregate(run_state *st) {
     return ALLOC_EXIT_OK;
 }
 
-/* The notice to the finance team: an event on alloc.events. */
+/* The notice to the finance team: an event on alloc.events, kept in the durable
+ * queue alloc.notices (bound to every run event) for whoever reads the notices. */
 static void announce(run_state *st) {
     char body[1024], err[256];
     int n = snprintf(body, sizeof body,
                      "{\"event\":\"run.succeeded\",\"run_id\":%" PRId64 ",\"period\":\"%s\","
                      "\"ruleset\":\"%s\"}",
                      st->run_id, st->period, st->ruleset);
-    if (mq_publish(st->mq, MQ_EXCHANGE_EVENTS, "run.succeeded", body, (size_t)n, NULL, 0, err,
-                   sizeof err) != MQ_OK ||
-        mq_flush(st->mq, 10000, err, sizeof err) != MQ_OK)
-        log_warn("event for run %" PRId64 " not published: %s", st->run_id, err);
+    mq_queue_opts qo = {0};
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = mq_declare_queue(st->mq, "alloc.notices", &qo, err, sizeof err);
+        if (rc == MQ_OK) rc = mq_bind(st->mq, "alloc.notices", MQ_EXCHANGE_EVENTS, "run.#", err, sizeof err);
+        if (rc == MQ_OK)
+            rc = mq_publish(st->mq, MQ_EXCHANGE_EVENTS, "run.succeeded", body, (size_t)n, NULL, 0,
+                            err, sizeof err);
+        if (rc == MQ_OK) rc = mq_flush(st->mq, 10000, err, sizeof err);
+        if (rc == MQ_OK) return;
+        /* the aggregation may have outlasted the heartbeat: reconnect once */
+        if (rc != MQ_ERR_CONN || mq_reconnect(st->mq, 3, err, sizeof err) != MQ_OK) break;
+    }
+    log_warn("event for run %" PRId64 " not published: %s", st->run_id, err);
 }
 
 /* ---- driving a run ----------------------------------------------------------------- */

@@ -51,7 +51,8 @@ check_eq "run is succeeded" "$(sql -c "SELECT status FROM alloc_run WHERE run_id
 
 # every base and roll-up row equals the baseline, both ways, to the cent
 diff_rows=$(sql -c "
-  WITH ours AS (SELECT version, data_source, project_code, item_code, amount FROM report_after WHERE run_id = ${run1:-0}),
+  WITH ours AS (SELECT version, data_source, project_code, item_code, amount FROM report_after WHERE run_id = ${run1:-0}
+                AND item_code IN (SELECT item_code FROM report_item WHERE kind = 'base')),
        theirs AS (SELECT version, data_source, project_code, item_code, amount FROM baseline_report_after)
   SELECT (SELECT count(*) FROM (SELECT * FROM ours EXCEPT SELECT * FROM theirs) a)
        + (SELECT count(*) FROM (SELECT * FROM theirs EXCEPT SELECT * FROM ours) b)")
