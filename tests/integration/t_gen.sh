@@ -13,7 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 # fresh_db NAME: a new migrated database (use_fresh_db rewrites the admin DSN).
 fresh_db() {
     ALLOC_PG_DSN=$admin_dsn
-    use_fresh_db "$1"
+    PGOPTIONS="-c client_min_messages=warning" use_fresh_db "$1"
     "$PRODUCER" migrate >/dev/null 2>"$tmp/migrate.err" || not_ok "migrate $1" "$(tail -n 1 "$tmp/migrate.err")"
 }
 
@@ -120,6 +120,18 @@ unalloc=$(sql -c "WITH b AS (
     SELECT count(*) FROM r JOIN ($zero_sql) z USING (driver, data_source) WHERE r.scope = 'city'")
 check_range "a few pending rows meet an all-zero (driver, city) in M" "$unalloc" 1 200
 
+# Revenue lines are the base items sorted before the REVENUE formula. One new
+# data source books none on its projects, so COST_WITHOUT_REVENUE fails there.
+check_eq "one data source has projects without any revenue rows (audit warnings)" \
+    "$(sql -c "WITH rev AS (SELECT item_code FROM report_item WHERE ruleset = 'std' AND kind = 'base'
+                 AND sort_order < (SELECT sort_order FROM report_item WHERE ruleset = 'std' AND item_code = 'REVENUE')),
+               b AS (SELECT e.project_code, coalesce(bb.item_code, ba.item_code) AS item FROM ledger_entry e
+                 LEFT JOIN binding_rule bb ON bb.ruleset = 'std' AND bb.match_kind = 'budget_item' AND bb.match_code = e.budget_item_code
+                 LEFT JOIN binding_rule ba ON ba.ruleset = 'std' AND ba.match_kind = 'account' AND ba.match_code = e.account_code
+                 WHERE e.project_code IS NOT NULL AND e.period_code = '2026-10')
+               SELECT count(*) FROM (SELECT q.data_source FROM b JOIN project q USING (project_code)
+                 LEFT JOIN rev ON rev.item_code = b.item GROUP BY 1 HAVING NOT bool_or(rev.item_code IS NOT NULL)) s")" 1
+
 md5_a=$(ledger_md5 2026-10)
 md5_a_rows=$(ledger_md5 2026-10 without_id)
 
@@ -191,6 +203,10 @@ check_eq "--demo: period 2026-10 on ruleset demo, 3 cities, 12 projects, 200 row
 check_eq "--demo: 10 report items, 4 of them formulas" \
     "$(sql -c "SELECT count(*) || ' ' || count(*) FILTER (WHERE kind = 'formula') FROM report_item WHERE ruleset = 'demo'")" "10 4"
 check_eq "--demo: every row bound" "$(sql -c "${unbound_sql//\'std\'/\'demo\'}")" 0
+
+"$GEN" --scale 0.001 --ruleset demo --period 2026-12 >/dev/null 2>"$tmp/err"
+check_eq "a kept ruleset that leaves rows unbound: exit 3, nothing loaded" \
+    "$?|$(sql -c "SELECT count(*) FROM period WHERE period_code = '2026-12'")" "3|0"
 
 ALLOC_PG_DSN=$admin_dsn
 pg_admin -c 'DROP DATABASE IF EXISTS t_gen_b WITH (FORCE)' >/dev/null 2>&1

@@ -43,8 +43,8 @@ struct gen_ledger {
     gen_picker direct_items_norev, pending_items_norev; /* the same without revenue lines */
     size_t *base_item;                                  /* picker index -> items index */
     city_state *cities;
-    rule_ref *rules;                   /* [version * n_items + item] */
-    size_t *company_active;            /* active projects per company */
+    rule_ref *rules;                    /* [version * n_items + item] */
+    size_t *company_active;             /* active projects per company */
     bool *city_weight, *company_weight; /* [driver * n + key]: total weight > 0 */
     /* position */
     size_t city;
@@ -56,7 +56,8 @@ struct gen_ledger {
 };
 
 void gen_ledger_free(gen_ledger *g) {
-    if (!g) return;
+    if (!g)
+        return;
     gen_picker_free(&g->direct_items);
     gen_picker_free(&g->pending_items);
     gen_picker_free(&g->direct_items_norev);
@@ -81,20 +82,25 @@ void gen_ledger_free(gen_ledger *g) {
 static int init_item_pickers(gen_ledger *g) {
     const gen_ruleset *rs = g->rs;
     double *w[4];
-    for (int k = 0; k < 4; k++) w[k] = calloc(rs->n_base, sizeof(double));
+    for (int k = 0; k < 4; k++)
+        w[k] = calloc(rs->n_base, sizeof(double));
     g->base_item = calloc(rs->n_base, sizeof *g->base_item);
     int rc = -1;
-    if (!w[0] || !w[1] || !w[2] || !w[3] || !g->base_item) goto out;
+    if (!w[0] || !w[1] || !w[2] || !w[3] || !g->base_item)
+        goto out;
     size_t b = 0;
     for (size_t i = 0; i < rs->n_items; i++) {
         const gen_item *it = &rs->items[i];
-        if (it->formula) continue;
+        if (it->formula)
+            continue;
         const gen_family *fam = &rs->families[it->family];
         long first = (long)i;
-        while (first > 0 && !rs->items[first - 1].formula && rs->items[first - 1].family == it->family)
+        while (first > 0 && !rs->items[first - 1].formula &&
+               rs->items[first - 1].family == it->family)
             first--;
         double zsum = 0;
-        for (int k = 0; k < fam->count; k++) zsum += pow(k + 1, -0.7);
+        for (int k = 0; k < fam->count; k++)
+            zsum += pow(k + 1, -0.7);
         double share = pow((double)((long)i - first + 1), -0.7) / zsum;
         g->base_item[b] = i;
         w[0][b] = fam->direct_weight * share;
@@ -109,7 +115,8 @@ static int init_item_pickers(gen_ledger *g) {
         goto out;
     rc = 0;
 out:
-    for (int k = 0; k < 4; k++) free(w[k]);
+    for (int k = 0; k < 4; k++)
+        free(w[k]);
     return rc;
 }
 
@@ -117,33 +124,39 @@ static int init_cities(gen_ledger *g) {
     const gen_world *w = g->w;
     g->cities = calloc(w->n_cities, sizeof *g->cities);
     g->city_stats = calloc(w->n_cities, sizeof *g->city_stats);
-    if (!g->cities || !g->city_stats) return -1;
+    if (!g->cities || !g->city_stats)
+        return -1;
     for (size_t c = 0; c < w->n_cities; c++) {
         const gen_city *city = &w->cities[c];
         city_state *cs = &g->cities[c];
         double *pw = calloc(city->n_projects, sizeof *pw);
         double cw[GEN_MAX_CITY_COMPANIES] = {0};
-        if (!pw) return -1;
+        if (!pw)
+            return -1;
         for (size_t i = 0; i < city->n_projects; i++) {
             const gen_project *p = &w->projects[city->first_project + i];
             pw[i] = p->size * (p->active ? 1.0 : 0.3);
             cs->n_active += p->active;
             for (int k = 0; k < city->n_companies; k++)
-                if (city->companies[k] == p->company) cw[k] += 1;
+                if (city->companies[k] == p->company)
+                    cw[k] += 1;
         }
         for (int k = 0; k < city->n_companies; k++)
-            if (cw[k] == 0) cw[k] = 0.5; /* a company with only public costs in the city */
+            if (cw[k] == 0)
+                cw[k] = 0.5; /* a company with only public costs in the city */
         int rc = gen_picker_init(&cs->projects, pw, city->n_projects) ||
                  gen_picker_init(&cs->companies, cw, (size_t)city->n_companies);
         free(pw);
-        if (rc) return -1;
+        if (rc)
+            return -1;
     }
     return 0;
 }
 
 static int driver_index(const char *name) {
     for (int d = 0; d < GEN_N_DRIVERS; d++)
-        if (!strcmp(gen_driver_names[d], name)) return d;
+        if (!strcmp(gen_driver_names[d], name))
+            return d;
     return -1; /* equal */
 }
 
@@ -156,7 +169,8 @@ static int init_work_model(gen_ledger *g, const gen_drivers *d) {
     g->company_active = calloc(w->n_companies, sizeof *g->company_active);
     g->city_weight = calloc(GEN_N_DRIVERS * w->n_cities, sizeof(bool));
     g->company_weight = calloc(GEN_N_DRIVERS * w->n_companies, sizeof(bool));
-    if (!g->rules || !g->company_active || !g->city_weight || !g->company_weight) return -1;
+    if (!g->rules || !g->company_active || !g->city_weight || !g->company_weight)
+        return -1;
     for (int v = 0; v < N_VERSIONS; v++)
         for (size_t i = 0; i < rs->n_items; i++) {
             const gen_alloc_rule *r = gen_ruleset_rule_for(rs, versions[v], rs->items[i].code);
@@ -166,10 +180,12 @@ static int init_work_model(gen_ledger *g, const gen_drivers *d) {
         }
     for (size_t p = 0; p < w->n_projects; p++) {
         const gen_project *proj = &w->projects[p];
-        if (!proj->active) continue;
+        if (!proj->active)
+            continue;
         g->company_active[proj->company]++;
         for (int k = 0; k < GEN_N_DRIVERS; k++) {
-            if (d->value[(size_t)k * w->n_projects + p] <= 0) continue;
+            if (d->value[(size_t)k * w->n_projects + p] <= 0)
+                continue;
             g->city_weight[(size_t)k * w->n_cities + proj->city] = true;
             g->company_weight[(size_t)k * w->n_companies + (size_t)proj->company] = true;
         }
@@ -179,7 +195,8 @@ static int init_work_model(gen_ledger *g, const gen_drivers *d) {
 
 static void start_city(gen_ledger *g, size_t c) {
     g->city = c;
-    if (c >= g->w->n_cities) return;
+    if (c >= g->w->n_cities)
+        return;
     g->city_left = g->w->cities[c].rows;
     g->city_pending_left = g->w->cities[c].pending;
     gen_rng_seed(&g->rng, g->seed, gen_period_stream(g->period, STREAM_CITY + c));
@@ -188,7 +205,8 @@ static void start_city(gen_ledger *g, size_t c) {
 gen_ledger *gen_ledger_new(const gen_world *w, const gen_ruleset *rs, const gen_drivers *d,
                            const char *period, uint64_t seed) {
     gen_ledger *g = calloc(1, sizeof *g);
-    if (!g) return NULL;
+    if (!g)
+        return NULL;
     g->w = w;
     g->rs = rs;
     g->seed = seed;
@@ -202,24 +220,33 @@ gen_ledger *gen_ledger_new(const gen_world *w, const gen_ruleset *rs, const gen_
 }
 
 /* An amount in cents for a row of the family: log-spread magnitudes around
- * the family's decade, some round figures, a few reversals and zeros. */
-static int64_t amount_cents(gen_rng *r, const gen_family *fam, bool mixed_sign) {
-    static const unsigned offset_cum[] = {3, 13, 38, 68, 88, 97, 100}; /* offsets -3..+3, % */
-    if (gen_rng_chance(r, ZERO_PER_MILLE)) return 0;
+ * the family's decade (within one decade when narrow), some round figures, a
+ * few reversals and zeros. */
+static int64_t amount_cents(gen_rng *r, const gen_family *fam, bool mixed_sign, bool narrow) {
+    static const unsigned wide_cum[] = {3, 13, 38, 68, 88, 97, 100}; /* offsets -3..+3, % */
+    static const unsigned narrow_cum[] = {0, 0, 25, 75, 100, 100, 100};
+    const unsigned *offset_cum = narrow ? narrow_cum : wide_cum;
+    if (gen_rng_chance(r, ZERO_PER_MILLE))
+        return 0;
     unsigned x = (unsigned)gen_rng_below(r, 100);
     int off = 0;
-    while (x >= offset_cum[off]) off++;
+    while (x >= offset_cum[off])
+        off++;
     int decade = fam->magnitude + off - 3;
-    if (decade < 1) decade = 1;
-    if (decade > 10) decade = 10;
+    if (decade < 1)
+        decade = 1;
+    if (decade > 10)
+        decade = 10;
     int64_t lo = 1;
-    for (int i = 0; i < decade; i++) lo *= 10;
+    for (int i = 0; i < decade; i++)
+        lo *= 10;
     int64_t v = lo + (int64_t)gen_rng_below(r, (uint64_t)(9 * lo));
     if (decade >= 4 && gen_rng_chance(r, ROUND_FIGURE_PER_MILLE)) {
         int64_t unit = lo / 100;
         v = v / unit * unit;
     }
-    bool negative = mixed_sign ? gen_rng_below(r, 2) != 0 : gen_rng_chance(r, NEGATIVE_PER_MILLE) != 0;
+    bool negative =
+        mixed_sign ? gen_rng_below(r, 2) != 0 : gen_rng_chance(r, NEGATIVE_PER_MILLE) != 0;
     return negative ? -v : v;
 }
 
@@ -227,7 +254,8 @@ static int64_t amount_cents(gen_rng *r, const gen_family *fam, bool mixed_sign) 
  * with the given company and category. */
 static void count_work(gen_ledger *g, size_t c, size_t item, int company, bool mgmt_diff) {
     for (int v = 0; v < N_VERSIONS; v++) {
-        if (mgmt_diff && !strcmp(versions[v], "F")) continue;
+        if (mgmt_diff && !strcmp(versions[v], "F"))
+            continue;
         const rule_ref *ref = &g->rules[(size_t)v * g->rs->n_items + item];
         size_t targets = ref->company_scope ? g->company_active[company] : g->cities[c].n_active;
         bool weight;
@@ -275,8 +303,11 @@ static void emit_row(gen_ledger *g, size_t c, bool pending, gen_text *out) {
         line = proj->business_line;
     }
 
-    const gen_picker *items = pending ? (city->no_revenue ? &g->pending_items_norev : &g->pending_items)
-                                      : (city->no_revenue ? &g->direct_items_norev : &g->direct_items);
+    /* A new city books no revenue: not on its pool, not on its projects (even
+     * from another data source). */
+    const gen_picker *items =
+        pending ? (city->no_revenue ? &g->pending_items_norev : &g->pending_items)
+                : (w->cities[proj->city].no_revenue ? &g->direct_items_norev : &g->direct_items);
     size_t item = g->base_item[gen_picker_pick(items, r)];
     const gen_family *fam = &rs->families[rs->items[item].family];
     bool mgmt_diff = gen_rng_chance(r, MGMT_DIFF_PER_MILLE);
@@ -292,7 +323,8 @@ static void emit_row(gen_ledger *g, size_t c, bool pending, gen_text *out) {
         int first = rs->family_first_account[it->family];
         int n = rs->family_n_accounts[it->family];
         /* Management adjustments are not GL postings: no account. */
-        account_code = mgmt_diff ? NULL : rs->accounts[first + (int)gen_rng_below(r, (uint64_t)n)].code;
+        account_code =
+            mgmt_diff ? NULL : rs->accounts[first + (int)gen_rng_below(r, (uint64_t)n)].code;
     } else {
         const gen_account *acc = &rs->accounts[rs->items[item].account];
         item = acc->item;
@@ -305,7 +337,8 @@ static void emit_row(gen_ledger *g, size_t c, bool pending, gen_text *out) {
         }
         st->via_account++;
     }
-    int64_t cents = amount_cents(r, fam, mgmt_diff || fam->sign == GEN_SIGN_MIXED);
+    int64_t cents =
+        amount_cents(r, fam, mgmt_diff || fam->sign == GEN_SIGN_MIXED, rs->narrow_amounts);
 
     gen_copy_field(out, g->period);
     gen_copy_field(out, w->companies[company]);
@@ -337,12 +370,15 @@ int gen_ledger_fill(gen_ledger *g, gen_text *out, size_t min_bytes) {
             start_city(g, g->city + 1);
             continue;
         }
-        if (out->len >= min_bytes) return 1;
+        if (out->len >= min_bytes)
+            return 1;
         /* Selection sampling: exactly `pending` of the city's rows are pending,
          * spread evenly through its rows. */
-        bool pending = (int64_t)gen_rng_below(&g->rng, (uint64_t)g->city_left) < g->city_pending_left;
+        bool pending =
+            (int64_t)gen_rng_below(&g->rng, (uint64_t)g->city_left) < g->city_pending_left;
         emit_row(g, g->city, pending, out);
-        if (out->failed) return -1;
+        if (out->failed)
+            return -1;
         g->city_left--;
         g->city_pending_left -= pending;
         g->done++;

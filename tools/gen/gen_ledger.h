@@ -8,7 +8,7 @@
 #include "gen_text.h"
 
 #define GEN_LEDGER_COLUMNS                                                                         \
-    "period_code, company_code, data_source, business_line, budget_item_code, account_code, "     \
+    "period_code, company_code, data_source, business_line, budget_item_code, account_code, "      \
     "project_code, category, amount"
 
 typedef struct gen_ledger gen_ledger;
@@ -16,9 +16,9 @@ typedef struct gen_ledger gen_ledger;
 /* Counts per data source, and over all rows. */
 typedef struct gen_ledger_stats {
     int64_t rows, pending, direct;
-    int64_t cross_source;  /* direct rows whose data source is not their project's */
-    int64_t mgmt_diff;     /* rows of category mgmt_diff (in M only) */
-    int64_t via_account;   /* rows bound through their account code */
+    int64_t cross_source; /* direct rows whose data source is not their project's */
+    int64_t mgmt_diff;    /* rows of category mgmt_diff (in M only) */
+    int64_t via_account;  /* rows bound through their account code */
     int64_t negative, zero;
 } gen_ledger_stats;
 

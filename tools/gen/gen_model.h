@@ -29,8 +29,10 @@ typedef struct gen_city {
     int companies[GEN_MAX_CITY_COMPANIES]; /* indexes into gen_world.companies */
     size_t first_project, n_projects;      /* its projects: projects[first .. first+n) */
     int64_t rows, pending;                 /* ledger rows of the period (pending included) */
-    bool no_active;  /* every project inactive: city-scope allocations find no target */
-    bool no_revenue; /* a new city: no revenue rows, revenue driver 0 everywhere */
+    bool no_active;           /* every project inactive: city-scope allocations find no target */
+    bool no_revenue;          /* a new city: no revenue rows */
+    bool zero_revenue_driver; /* revenue driver 0 on every project: by-revenue allocation finds no
+                                 weight */
 } gen_city;
 
 typedef struct gen_project {
@@ -91,8 +93,8 @@ typedef struct gen_item {
     bool formula;
     char *text; /* formula text (owned), NULL for base items */
     int sort_order;
-    int family;                                 /* -1 for formula items */
-    int n_budget;                               /* base: budget item codes bound to it */
+    int family;   /* -1 for formula items */
+    int n_budget; /* base: budget item codes bound to it */
     char budget[GEN_MAX_BUDGET_CODES][16];
     int account; /* base: index into gen_ruleset.accounts of its family's account for it */
 } gen_item;
@@ -117,7 +119,7 @@ typedef struct gen_ruleset {
     const gen_family *families;
     size_t n_families;
     int *family_first_account, *family_n_accounts; /* per family */
-    gen_item *items; /* report order; sort_order = 10 * (index + 1) */
+    gen_item *items;                               /* report order; sort_order = 10 * (index + 1) */
     size_t n_items, n_base, n_formula;
     gen_account *accounts;
     size_t n_accounts;
@@ -125,6 +127,7 @@ typedef struct gen_ruleset {
     size_t n_rules;
     const gen_audit_rule *audits;
     size_t n_audits;
+    bool narrow_amounts; /* amounts within a decade of the family's magnitude (demo) */
 } gen_ruleset;
 
 /* The standard ruleset (450 base + 50 formula items, bindings by budget item
@@ -152,7 +155,7 @@ typedef struct gen_drivers {
 } gen_drivers;
 
 /* Values for every driver and project of w, from (seed, period). Some are 0;
- * revenue is 0 for every project of a no_revenue city. NULL when out of memory. */
+ * revenue is 0 for every project of a zero_revenue_driver city. NULL when out of memory. */
 gen_drivers *gen_drivers_build(const gen_world *w, uint64_t seed, const char *period);
 void gen_drivers_free(gen_drivers *d);
 

@@ -30,8 +30,13 @@ gen_pg *gen_pg_connect(const char *dsn, char *err, size_t errlen) {
     PGconn *conn = PQconnectdb(dsn);
     if (PQstatus(conn) != CONNECTION_OK) {
         snprintf(err, errlen, "connect to PostgreSQL: %s", PQerrorMessage(conn));
+        /* One line: libpq's hint lines joined, the trailing newline dropped. */
         size_t n = strlen(err);
-        while (n && err[n - 1] == '\n') err[--n] = '\0';
+        while (n && err[n - 1] == '\n')
+            err[--n] = '\0';
+        for (char *p = err; *p; p++)
+            if (*p == '\n' || *p == '\t')
+                *p = ' ';
         PQfinish(conn);
         return NULL;
     }
@@ -49,7 +54,8 @@ gen_pg *gen_pg_connect(const char *dsn, char *err, size_t errlen) {
 }
 
 void gen_pg_free(gen_pg *pg) {
-    if (!pg) return;
+    if (!pg)
+        return;
     PQfinish(pg->conn);
     free(pg);
 }
@@ -84,8 +90,10 @@ int gen_pg_value(gen_pg *pg, const char *what, const char *sql, int nparams,
         return -1;
     }
     *found = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0);
-    if (outlen) out[0] = '\0';
-    if (*found && outlen) snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+    if (outlen)
+        out[0] = '\0';
+    if (*found && outlen)
+        snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return 0;
 }
@@ -104,7 +112,8 @@ int gen_pg_copy_begin(gen_pg *pg, const char *what, const char *copy_sql) {
 }
 
 int gen_pg_copy_put(gen_pg *pg, const char *data, size_t len) {
-    if (pg->copy_failed) return -1;
+    if (pg->copy_failed)
+        return -1;
     /* A blocking connection: 1 = queued, -1 = failed (0 only happens non-blocking). */
     if (len && PQputCopyData(pg->conn, data, (int)len) != 1) {
         set_error(pg, pg->what, PQerrorMessage(pg->conn));
@@ -124,7 +133,8 @@ int gen_pg_copy_end(gen_pg *pg, int64_t *rows) {
     PGresult *res;
     while ((res = PQgetResult(pg->conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            if (!failed) set_error(pg, pg->what, PQresultErrorMessage(res));
+            if (!failed)
+                set_error(pg, pg->what, PQresultErrorMessage(res));
             failed = 1;
         } else if (rows) {
             const char *n = PQcmdTuples(res);

@@ -16,7 +16,8 @@ void gen_rng_seed(gen_rng *r, uint64_t seed, uint64_t stream) {
      * pairs give unrelated states. */
     uint64_t st = stream;
     uint64_t x = seed ^ gen_splitmix64(&st);
-    for (int i = 0; i < 4; i++) r->s[i] = gen_splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = gen_splitmix64(&x);
 }
 
 static inline uint64_t rotl(uint64_t x, int k) {
@@ -82,10 +83,13 @@ int gen_picker_init(gen_picker *p, const double *w, size_t n) {
     p->cum = NULL;
     double sum = 0;
     for (size_t i = 0; i < n; i++)
-        if (w[i] > 0) sum += w[i];
-    if (n == 0 || !(sum > 0)) return -1;
+        if (w[i] > 0)
+            sum += w[i];
+    if (n == 0 || !(sum > 0))
+        return -1;
     p->cum = malloc(n * sizeof *p->cum);
-    if (!p->cum) return -1;
+    if (!p->cum)
+        return -1;
     /* Integer weights out of 2^40 keep the draw exact and independent of
      * floating-point summation order. */
     uint64_t acc = 0;
@@ -93,7 +97,8 @@ int gen_picker_init(gen_picker *p, const double *w, size_t n) {
         uint64_t wi = 0;
         if (w[i] > 0) {
             wi = (uint64_t)llround(w[i] / sum * 1099511627776.0);
-            if (wi == 0) wi = 1;
+            if (wi == 0)
+                wi = 1;
         }
         acc += wi;
         p->cum[i] = acc;
@@ -103,7 +108,8 @@ int gen_picker_init(gen_picker *p, const double *w, size_t n) {
 }
 
 void gen_picker_free(gen_picker *p) {
-    if (!p) return;
+    if (!p)
+        return;
     free(p->cum);
     p->cum = NULL;
     p->n = 0;
@@ -123,17 +129,22 @@ size_t gen_picker_pick(const gen_picker *p, gen_rng *r) {
 }
 
 void gen_zipf_weights(double *w, size_t n, double s) {
-    for (size_t k = 0; k < n; k++) w[k] = s == 1.0 ? 1.0 / (double)(k + 1) : pow((double)(k + 1), -s);
+    for (size_t k = 0; k < n; k++)
+        w[k] = s == 1.0 ? 1.0 / (double)(k + 1) : pow((double)(k + 1), -s);
 }
 
 int gen_apportion(int64_t total, const double *w, size_t n, int64_t min_each, int64_t *out) {
     double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += w[i];
-    if (n == 0 || !(sum > 0)) return -1;
-    if (total < (int64_t)n * min_each) min_each = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += w[i];
+    if (n == 0 || !(sum > 0))
+        return -1;
+    if (total < (int64_t)n * min_each)
+        min_each = 0;
     int64_t rest = total - (int64_t)n * min_each;
     double *frac = malloc(n * sizeof *frac);
-    if (!frac) return -1;
+    if (!frac)
+        return -1;
     int64_t given = 0;
     for (size_t i = 0; i < n; i++) {
         double exact = (double)rest * w[i] / sum;
@@ -146,7 +157,8 @@ int gen_apportion(int64_t total, const double *w, size_t n, int64_t min_each, in
     while (given > rest) {
         size_t worst = n;
         for (size_t i = 0; i < n; i++)
-            if (out[i] > 0 && (worst == n || frac[i] < frac[worst])) worst = i;
+            if (out[i] > 0 && (worst == n || frac[i] < frac[worst]))
+                worst = i;
         out[worst]--;
         frac[worst] += 1;
         given--;
@@ -155,12 +167,14 @@ int gen_apportion(int64_t total, const double *w, size_t n, int64_t min_each, in
     while (given < rest) {
         size_t best = 0;
         for (size_t i = 1; i < n; i++)
-            if (frac[i] > frac[best]) best = i;
+            if (frac[i] > frac[best])
+                best = i;
         out[best]++;
         frac[best] = -1;
         given++;
     }
-    for (size_t i = 0; i < n; i++) out[i] += min_each;
+    for (size_t i = 0; i < n; i++)
+        out[i] += min_each;
     free(frac);
     return 0;
 }

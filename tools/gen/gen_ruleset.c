@@ -15,36 +15,60 @@
  * count, section, revenue, category, account root, direct weight, pending
  * weight, magnitude, sign. */
 static const gen_family std_families[] = {
-    {"RENT_INCOME", "Rent income", "Rent Income", "RENT_INCOME_TOTAL", 40, 0, true, "rent", "6001", 14, 0, 6, GEN_SIGN_POSITIVE},
-    {"SERVICE_FEE", "Property service fee", "Service Fee", "SERVICE_FEE_TOTAL", 30, 0, true, "gl", "6051", 10, 0, 5, GEN_SIGN_POSITIVE},
-    {"PARKING_INCOME", "Parking income", "Parking Income", "PARKING_INCOME_TOTAL", 15, 0, true, "gl", "6052", 5, 0, 4, GEN_SIGN_POSITIVE},
-    {"ADVERT_INCOME", "Advertising income", NULL, "ADVERT_INCOME_TOTAL", 10, 0, true, "gl", "6053", 2, 0, 5, GEN_SIGN_POSITIVE},
-    {"UTILITY_RECHARGE", "Utility recharge income", NULL, "UTILITY_RECHARGE_TOTAL", 15, 0, true, "gl", "6054", 4, 0, 5, GEN_SIGN_POSITIVE},
-    {"OTHER_INCOME", "Other operating income", "Other Income", "OTHER_INCOME_TOTAL", 10, 0, true, "gl", "6301", 2, 1, 4, GEN_SIGN_POSITIVE},
-    {"MAINT_COST", "Repairs and maintenance", "Repairs & Maintenance", "MAINT_COST_TOTAL", 30, 1, false, "gl", "6401", 8, 6, 5, GEN_SIGN_POSITIVE},
-    {"CLEANING_COST", "Cleaning", NULL, "CLEANING_COST_TOTAL", 15, 1, false, "gl", "6402", 4, 3, 5, GEN_SIGN_POSITIVE},
-    {"SECURITY_COST", "Security", NULL, "SECURITY_COST_TOTAL", 15, 1, false, "gl", "6403", 4, 3, 5, GEN_SIGN_POSITIVE},
-    {"UTILITY_COST", "Utilities", NULL, "UTILITY_COST_TOTAL", 20, 1, false, "gl", "6404", 6, 8, 5, GEN_SIGN_POSITIVE},
-    {"GREENING_COST", "Landscaping", NULL, "GREENING_COST_TOTAL", 10, 1, false, "gl", "6405", 2, 1, 4, GEN_SIGN_POSITIVE},
-    {"DEPRECIATION", "Depreciation and amortisation", NULL, "DEPRECIATION_TOTAL", 20, 1, false, "gl", "6406", 3, 4, 6, GEN_SIGN_POSITIVE},
-    {"LEASE_COST", "Lease cost", "Office Rent", "LEASE_COST_TOTAL", 20, 1, false, "rent", "6407", 4, 8, 6, GEN_SIGN_POSITIVE},
-    {"SALARY", "Salaries", "Staff Salary", "Salary Total", 40, 2, false, "salary", "6601", 8, 20, 6, GEN_SIGN_POSITIVE},
-    {"SOCIAL_INS", "Social insurance and housing fund", NULL, "SOCIAL_INS_TOTAL", 15, 2, false, "salary", "6602", 3, 8, 5, GEN_SIGN_POSITIVE},
-    {"MARKETING", "Marketing", "Marketing Expense", "MARKETING_TOTAL", 30, 2, false, "marketing", "6603", 4, 12, 5, GEN_SIGN_POSITIVE},
-    {"OFFICE_EXP", "Office expenses", NULL, "OFFICE_EXP_TOTAL", 20, 2, false, "gl", "6604", 3, 6, 4, GEN_SIGN_POSITIVE},
-    {"TRAVEL_EXP", "Travel and entertainment", NULL, "TRAVEL_EXP_TOTAL", 15, 2, false, "gl", "6605", 2, 4, 4, GEN_SIGN_POSITIVE},
-    {"IT_EXP", "IT and systems", NULL, "IT_EXP_TOTAL", 15, 2, false, "gl", "6606", 1, 6, 5, GEN_SIGN_POSITIVE},
-    {"HQ_FUNCTION", "Head-office function charges", NULL, "HQ_FUNCTION_TOTAL", 25, 2, false, "function", "6607", 1, 10, 6, GEN_SIGN_POSITIVE},
-    {"TAX_SURCHARGE", "Taxes and surcharges", NULL, "TAX_SURCHARGE_TOTAL", 15, 3, false, "gl", "6801", 2, 2, 4, GEN_SIGN_POSITIVE},
-    {"FIN_EXP", "Finance costs", "Bank Charges", "FIN_EXP_TOTAL", 10, 3, false, "gl", "6901", 2, 3, 4, GEN_SIGN_POSITIVE},
-    {"NONOP", "Non-operating items", NULL, "NONOP_TOTAL", 15, 3, false, "gl", "6711", 1, 1, 5, GEN_SIGN_MIXED},
+    {"RENT_INCOME", "Rent income", "Rent Income", "RENT_INCOME_TOTAL", 40, 0, true, "rent", "6001",
+     14, 0, 6, GEN_SIGN_POSITIVE},
+    {"SERVICE_FEE", "Property service fee", "Service Fee", "SERVICE_FEE_TOTAL", 30, 0, true, "gl",
+     "6051", 10, 0, 5, GEN_SIGN_POSITIVE},
+    {"PARKING_INCOME", "Parking income", "Parking Income", "PARKING_INCOME_TOTAL", 15, 0, true,
+     "gl", "6052", 5, 0, 4, GEN_SIGN_POSITIVE},
+    {"ADVERT_INCOME", "Advertising income", NULL, "ADVERT_INCOME_TOTAL", 10, 0, true, "gl", "6053",
+     2, 0, 5, GEN_SIGN_POSITIVE},
+    {"UTILITY_RECHARGE", "Utility recharge income", NULL, "UTILITY_RECHARGE_TOTAL", 15, 0, true,
+     "gl", "6054", 4, 0, 5, GEN_SIGN_POSITIVE},
+    {"OTHER_INCOME", "Other operating income", "Other Income", "OTHER_INCOME_TOTAL", 10, 0, true,
+     "gl", "6301", 2, 1, 4, GEN_SIGN_POSITIVE},
+    {"MAINT_COST", "Repairs and maintenance", "Repairs & Maintenance", "MAINT_COST_TOTAL", 30, 1,
+     false, "gl", "6401", 8, 6, 5, GEN_SIGN_POSITIVE},
+    {"CLEANING_COST", "Cleaning", NULL, "CLEANING_COST_TOTAL", 15, 1, false, "gl", "6402", 4, 3, 5,
+     GEN_SIGN_POSITIVE},
+    {"SECURITY_COST", "Security", NULL, "SECURITY_COST_TOTAL", 15, 1, false, "gl", "6403", 4, 3, 5,
+     GEN_SIGN_POSITIVE},
+    {"UTILITY_COST", "Utilities", NULL, "UTILITY_COST_TOTAL", 20, 1, false, "gl", "6404", 6, 8, 5,
+     GEN_SIGN_POSITIVE},
+    {"GREENING_COST", "Landscaping", NULL, "GREENING_COST_TOTAL", 10, 1, false, "gl", "6405", 2, 1,
+     4, GEN_SIGN_POSITIVE},
+    {"DEPRECIATION", "Depreciation and amortisation", NULL, "DEPRECIATION_TOTAL", 20, 1, false,
+     "gl", "6406", 3, 4, 6, GEN_SIGN_POSITIVE},
+    {"LEASE_COST", "Lease cost", "Office Rent", "LEASE_COST_TOTAL", 20, 1, false, "rent", "6407", 4,
+     8, 6, GEN_SIGN_POSITIVE},
+    {"SALARY", "Salaries", "Staff Salary", "Salary Total", 40, 2, false, "salary", "6601", 8, 20, 6,
+     GEN_SIGN_POSITIVE},
+    {"SOCIAL_INS", "Social insurance and housing fund", NULL, "SOCIAL_INS_TOTAL", 15, 2, false,
+     "salary", "6602", 3, 8, 5, GEN_SIGN_POSITIVE},
+    {"MARKETING", "Marketing", "Marketing Expense", "MARKETING_TOTAL", 30, 2, false, "marketing",
+     "6603", 4, 12, 5, GEN_SIGN_POSITIVE},
+    {"OFFICE_EXP", "Office expenses", NULL, "OFFICE_EXP_TOTAL", 20, 2, false, "gl", "6604", 3, 6, 4,
+     GEN_SIGN_POSITIVE},
+    {"TRAVEL_EXP", "Travel and entertainment", NULL, "TRAVEL_EXP_TOTAL", 15, 2, false, "gl", "6605",
+     2, 4, 4, GEN_SIGN_POSITIVE},
+    {"IT_EXP", "IT and systems", NULL, "IT_EXP_TOTAL", 15, 2, false, "gl", "6606", 1, 6, 5,
+     GEN_SIGN_POSITIVE},
+    {"HQ_FUNCTION", "Head-office function charges", NULL, "HQ_FUNCTION_TOTAL", 25, 2, false,
+     "function", "6607", 1, 10, 6, GEN_SIGN_POSITIVE},
+    {"TAX_SURCHARGE", "Taxes and surcharges", NULL, "TAX_SURCHARGE_TOTAL", 15, 3, false, "gl",
+     "6801", 2, 2, 4, GEN_SIGN_POSITIVE},
+    {"FIN_EXP", "Finance costs", "Bank Charges", "FIN_EXP_TOTAL", 10, 3, false, "gl", "6901", 2, 3,
+     4, GEN_SIGN_POSITIVE},
+    {"NONOP", "Non-operating items", NULL, "NONOP_TOTAL", 15, 3, false, "gl", "6711", 1, 1, 5,
+     GEN_SIGN_MIXED},
 };
 
 /* Item name qualifiers, cycled through the items of a family. */
 static const char *const qualifiers[] = {
-    "residential",   "retail",       "office",       "car park",     "common areas",
-    "clubhouse",     "warehouse",    "serviced apartments", "hotel", "mixed use",
-    "shopping street", "industrial park", "student housing", "logistics hub", "showrooms"};
+    "residential",     "retail",        "office",          "car park",
+    "common areas",    "clubhouse",     "warehouse",       "serviced apartments",
+    "hotel",           "mixed use",     "shopping street", "industrial park",
+    "student housing", "logistics hub", "showrooms"};
 #define N_QUALIFIERS (sizeof qualifiers / sizeof qualifiers[0])
 
 /* A formula item that is not a family total, placed after its report section. */
@@ -66,7 +90,8 @@ static const formula_def std_formulas[] = {
     {"GROSS_PROFIT", "Gross profit", 1, "REVENUE - COST"},
     {"GROSS_MARGIN", "Gross margin %", 1, "ROUND(GROSS_PROFIT / REVENUE * 100, 2)"},
     {"COST_RATIO", "Cost to revenue ratio", 1, "COALESCE(COST / REVENUE, 0)"},
-    {"RENT_COVERAGE", "Rent income over lease cost", 1, "Round(RENT_INCOME_TOTAL / LEASE_COST_TOTAL, 1)"},
+    {"RENT_COVERAGE", "Rent income over lease cost", 1,
+     "Round(RENT_INCOME_TOTAL / LEASE_COST_TOTAL, 1)"},
     {"SMALLEST_SITE_COST", "Smallest site service cost", 1,
      "MIN(CLEANING_COST_TOTAL, SECURITY_COST_TOTAL, GREENING_COST_TOTAL)"},
     {"STAFF_COST", "Staff cost", 2, "[Salary Total] + SOCIAL_INS_TOTAL"},
@@ -107,7 +132,7 @@ typedef struct rule_def {
 
 static const rule_def std_rules[] = {
     {"M", "*", 0, "headcount", "city"},
-    {"F", "*", 0, "headcount", "company"},
+    {"F", "*", 0, "area", "city"},
     {"M", "LEASE_COST", 0, "area", "city"},
     {"F", "LEASE_COST", 0, "area", "city"},
     {"M", "MARKETING", 0, "revenue", "city"},
@@ -117,7 +142,7 @@ static const rule_def std_rules[] = {
     {"M", "SALARY", 20, "headcount", "city"},
     {"F", "SALARY", 20, "headcount", "city"},
     {"M", "UTILITY_COST", 0, "area", "city"},
-    {"F", "UTILITY_COST", 0, "area", "company"},
+    {"F", "UTILITY_COST", 0, "contracts", "city"},
     {"M", "MAINT_COST", 10, "contracts", "city"},
     {"F", "MAINT_COST", 10, "contracts", "city"},
     {"M", "IT_EXP", 0, "equal", "city"},
@@ -144,12 +169,18 @@ static const gen_audit_rule std_audits[] = {
 /* ----------------------------------------------------------- demo content */
 
 static const gen_family demo_families[] = {
-    {"RENT_INCOME", "Rent income", "Rent Income", NULL, 1, 0, true, "rent", "6001", 30, 0, 6, GEN_SIGN_POSITIVE},
-    {"SERVICE_FEE", "Property service fee", NULL, NULL, 1, 0, true, "gl", "6051", 20, 0, 5, GEN_SIGN_POSITIVE},
-    {"PARKING_INCOME", "Parking income", NULL, NULL, 1, 0, true, "gl", "6052", 10, 0, 4, GEN_SIGN_POSITIVE},
-    {"STAFF_COST", "Staff cost", NULL, NULL, 1, 2, false, "salary", "6601", 15, 40, 5, GEN_SIGN_POSITIVE},
-    {"MARKETING", "Marketing", NULL, NULL, 1, 2, false, "marketing", "6603", 10, 30, 5, GEN_SIGN_POSITIVE},
-    {"OFFICE_RENT", "Office rent", NULL, NULL, 1, 2, false, "rent", "6407", 10, 30, 5, GEN_SIGN_POSITIVE},
+    {"RENT_INCOME", "Rent income", "Rent Income", NULL, 1, 0, true, "rent", "6001", 30, 0, 6,
+     GEN_SIGN_POSITIVE},
+    {"SERVICE_FEE", "Property service fee", NULL, NULL, 1, 0, true, "gl", "6051", 20, 0, 5,
+     GEN_SIGN_POSITIVE},
+    {"PARKING_INCOME", "Parking income", NULL, NULL, 1, 0, true, "gl", "6052", 10, 0, 4,
+     GEN_SIGN_POSITIVE},
+    {"STAFF_COST", "Staff cost", NULL, NULL, 1, 2, false, "salary", "6601", 15, 40, 5,
+     GEN_SIGN_POSITIVE},
+    {"MARKETING", "Marketing", NULL, NULL, 1, 2, false, "marketing", "6603", 10, 30, 5,
+     GEN_SIGN_POSITIVE},
+    {"OFFICE_RENT", "Office rent", NULL, NULL, 1, 2, false, "rent", "6407", 10, 30, 5,
+     GEN_SIGN_POSITIVE},
 };
 
 static const formula_def demo_formulas[] = {
@@ -160,12 +191,9 @@ static const formula_def demo_formulas[] = {
 };
 
 static const rule_def demo_rules[] = {
-    {"M", "*", 0, "headcount", "city"},
-    {"F", "*", 0, "equal", "city"},
-    {"M", "MARKETING", 0, "revenue", "city"},
-    {"F", "MARKETING", 0, "revenue", "company"},
-    {"M", "OFFICE_RENT", 0, "area", "city"},
-    {"F", "OFFICE_RENT", 0, "area", "city"},
+    {"M", "*", 0, "headcount", "city"},       {"F", "*", 0, "equal", "city"},
+    {"M", "MARKETING", 0, "revenue", "city"}, {"F", "MARKETING", 0, "revenue", "company"},
+    {"M", "OFFICE_RENT", 0, "area", "city"},  {"F", "OFFICE_RENT", 0, "area", "city"},
 };
 
 static const gen_audit_rule demo_audits[] = {
@@ -179,8 +207,10 @@ static const gen_audit_rule demo_audits[] = {
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 void gen_ruleset_free(gen_ruleset *rs) {
-    if (!rs) return;
-    for (size_t i = 0; i < rs->n_items; i++) free(rs->items[i].text);
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->n_items; i++)
+        free(rs->items[i].text);
     free(rs->items);
     free(rs->accounts);
     free(rs->rules);
@@ -191,7 +221,8 @@ void gen_ruleset_free(gen_ruleset *rs) {
 
 long gen_ruleset_find(const gen_ruleset *rs, const char *code) {
     for (size_t i = 0; i < rs->n_items; i++)
-        if (!strcmp(rs->items[i].code, code)) return (long)i;
+        if (!strcmp(rs->items[i].code, code))
+            return (long)i;
     return -1;
 }
 
@@ -200,19 +231,31 @@ const gen_alloc_rule *gen_ruleset_rule_for(const gen_ruleset *rs, const char *ve
     const gen_alloc_rule *fallback = NULL;
     for (size_t i = 0; i < rs->n_rules; i++) {
         const gen_alloc_rule *r = &rs->rules[i];
-        if (strcmp(r->version, version)) continue;
-        if (!strcmp(r->item_code, item_code)) return r;
-        if (!strcmp(r->item_code, "*")) fallback = r;
+        if (strcmp(r->version, version))
+            continue;
+        if (!strcmp(r->item_code, item_code))
+            return r;
+        if (!strcmp(r->item_code, "*"))
+            fallback = r;
     }
     return fallback;
 }
 
 /* Whether code is a bare ITEM token of the grammar ([A-Za-z_][A-Za-z0-9_]*). */
 static bool is_bare_item(const char *code) {
-    if (!(isalpha((unsigned char)*code) || *code == '_')) return false;
+    if (!(isalpha((unsigned char)*code) || *code == '_'))
+        return false;
     for (const char *p = code; *p; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '_')) return false;
+        if (!(isalnum((unsigned char)*p) || *p == '_'))
+            return false;
     return true;
+}
+
+/* The name of a legacy line from its code: "Office Rent" -> "Office rent". */
+static void sentence_case(char *out, size_t outlen, const char *code) {
+    snprintf(out, outlen, "%s", code);
+    for (char *p = out + 1; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
 }
 
 /* Appends a reference to item code in formula text: bare when the grammar
@@ -235,14 +278,16 @@ static char *family_total_text(const gen_item *items, size_t first, int count, i
     case 2:
         gen_text_puts(&t, style == 0 ? "SUM(" : "sum(\n    ");
         for (int i = 0; i < count; i++) {
-            if (i) gen_text_puts(&t, style == 2 && i % 5 == 0 ? ",\n    " : ", ");
+            if (i)
+                gen_text_puts(&t, style == 2 && i % 5 == 0 ? ",\n    " : ", ");
             put_ref(&t, items[first + (size_t)i].code);
         }
         gen_text_puts(&t, style == 0 ? ")" : "\n)");
         break;
     case 1:
         for (int i = 0; i < count; i++) {
-            if (i) gen_text_puts(&t, " + ");
+            if (i)
+                gen_text_puts(&t, " + ");
             put_ref(&t, items[first + (size_t)i].code);
         }
         break;
@@ -250,12 +295,14 @@ static char *family_total_text(const gen_item *items, size_t first, int count, i
         int half = count / 2;
         gen_text_puts(&t, "Sum(");
         for (int i = 0; i < half; i++) {
-            if (i) gen_text_puts(&t, ", ");
+            if (i)
+                gen_text_puts(&t, ", ");
             put_ref(&t, items[first + (size_t)i].code);
         }
         gen_text_puts(&t, ") + SUM(");
         for (int i = half; i < count; i++) {
-            if (i > half) gen_text_puts(&t, ", ");
+            if (i > half)
+                gen_text_puts(&t, ", ");
             put_ref(&t, items[first + (size_t)i].code);
         }
         gen_text_puts(&t, ")");
@@ -273,7 +320,8 @@ static gen_ruleset *build(const gen_family *fams, size_t n_fams, const formula_d
                           size_t n_fdefs, const rule_def *rdefs, size_t n_rdefs,
                           const gen_audit_rule *audits, size_t n_audits) {
     gen_ruleset *rs = calloc(1, sizeof *rs);
-    if (!rs) return NULL;
+    if (!rs)
+        return NULL;
     size_t n_base = 0, n_totals = 0, n_accounts = 0;
     for (size_t f = 0; f < n_fams; f++) {
         n_base += (size_t)fams[f].count;
@@ -294,7 +342,8 @@ static gen_ruleset *build(const gen_family *fams, size_t n_fams, const formula_d
     for (int section = 0; section < 4; section++) {
         for (size_t f = 0; f < n_fams; f++) {
             const gen_family *fam = &fams[f];
-            if (fam->section != section) continue;
+            if (fam->section != section)
+                continue;
             size_t first = rs->n_items;
             rs->family_first_account[f] = (int)rs->n_accounts;
             for (int i = 0; i < fam->count; i++) {
@@ -305,7 +354,9 @@ static gen_ruleset *build(const gen_family *fams, size_t n_fams, const formula_d
                     snprintf(it->code, sizeof it->code, "%s", fam->prefix);
                 else
                     snprintf(it->code, sizeof it->code, "%s_%02d", fam->prefix, i + 1);
-                if (fam->count == 1)
+                if (i == 0 && fam->lead_code && fam->count > 1)
+                    sentence_case(it->name, sizeof it->name, fam->lead_code);
+                else if (fam->count == 1)
                     snprintf(it->name, sizeof it->name, "%s", fam->name);
                 else if ((size_t)i < N_QUALIFIERS)
                     snprintf(it->name, sizeof it->name, "%s - %s", fam->name, qualifiers[i]);
@@ -315,8 +366,9 @@ static gen_ruleset *build(const gen_family *fams, size_t n_fams, const formula_d
                 it->family = (int)f;
                 it->n_budget = 1 + i % GEN_MAX_BUDGET_CODES;
                 for (int k = 0; k < it->n_budget; k++)
-                    snprintf(it->budget[k], sizeof it->budget[k], "BI%02u%02u%u", (unsigned)(f + 1) % 100u,
-                             (unsigned)(i + 1) % 100u, (unsigned)(k + 1) % 10u);
+                    snprintf(it->budget[k], sizeof it->budget[k], "BI%02u%02u%u",
+                             (unsigned)(f + 1) % 100u, (unsigned)(i + 1) % 100u,
+                             (unsigned)(k + 1) % 10u);
                 if (i % 3 == 0) {
                     gen_account *a = &rs->accounts[rs->n_accounts++];
                     snprintf(a->code, sizeof a->code, "%s.%02d", fam->account, i / 3 + 1);
@@ -333,24 +385,28 @@ static gen_ruleset *build(const gen_family *fams, size_t n_fams, const formula_d
                 it->formula = true;
                 it->family = -1;
                 it->text = family_total_text(rs->items, first, fam->count, (int)(f % 4));
-                if (!it->text) goto oom;
+                if (!it->text)
+                    goto oom;
                 rs->n_items++;
                 rs->n_formula++;
             }
         }
         for (size_t d = 0; d < n_fdefs; d++) {
-            if (fdefs[d].section != section) continue;
+            if (fdefs[d].section != section)
+                continue;
             gen_item *it = &rs->items[rs->n_items++];
             snprintf(it->code, sizeof it->code, "%s", fdefs[d].code);
             snprintf(it->name, sizeof it->name, "%s", fdefs[d].name);
             it->formula = true;
             it->family = -1;
             it->text = strdup(fdefs[d].text);
-            if (!it->text) goto oom;
+            if (!it->text)
+                goto oom;
             rs->n_formula++;
         }
     }
-    for (size_t i = 0; i < rs->n_items; i++) rs->items[i].sort_order = 10 * (int)(i + 1);
+    for (size_t i = 0; i < rs->n_items; i++)
+        rs->items[i].sort_order = 10 * (int)(i + 1);
 
     /* Expand the family rules into item rules. */
     size_t n_rules = 0;
@@ -364,7 +420,8 @@ static gen_ruleset *build(const gen_family *fams, size_t n_fams, const formula_d
                 n_rules += (size_t)(rdefs[r].first_n ? rdefs[r].first_n : fams[f].count);
     }
     rs->rules = calloc(n_rules, sizeof *rs->rules);
-    if (!rs->rules) goto oom;
+    if (!rs->rules)
+        goto oom;
     for (size_t r = 0; r < n_rdefs; r++) {
         const rule_def *rd = &rdefs[r];
         if (!strcmp(rd->family, "*")) {
@@ -374,11 +431,12 @@ static gen_ruleset *build(const gen_family *fams, size_t n_fams, const formula_d
         /* A family's base items are contiguous in items[]. */
         for (size_t i = 0; i < rs->n_items; i++) {
             const gen_item *it = &rs->items[i];
-            if (it->formula || strcmp(fams[it->family].prefix, rd->family)) continue;
+            if (it->formula || strcmp(fams[it->family].prefix, rd->family))
+                continue;
             int n = rd->first_n ? rd->first_n : fams[it->family].count;
             for (int k = 0; k < n; k++)
-                rs->rules[rs->n_rules++] =
-                    (gen_alloc_rule){rd->version, rs->items[i + (size_t)k].code, rd->driver, rd->scope};
+                rs->rules[rs->n_rules++] = (gen_alloc_rule){
+                    rd->version, rs->items[i + (size_t)k].code, rd->driver, rd->scope};
             break;
         }
     }
@@ -394,6 +452,9 @@ gen_ruleset *gen_ruleset_std(void) {
 }
 
 gen_ruleset *gen_ruleset_demo(void) {
-    return build(demo_families, N_OF(demo_families), demo_formulas, N_OF(demo_formulas),
-                 demo_rules, N_OF(demo_rules), demo_audits, N_OF(demo_audits));
+    gen_ruleset *rs = build(demo_families, N_OF(demo_families), demo_formulas, N_OF(demo_formulas),
+                            demo_rules, N_OF(demo_rules), demo_audits, N_OF(demo_audits));
+    if (rs)
+        rs->narrow_amounts = true;
+    return rs;
 }

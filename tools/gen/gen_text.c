@@ -11,7 +11,8 @@ void gen_text_init(gen_text *t) {
 }
 
 void gen_text_free(gen_text *t) {
-    if (!t) return;
+    if (!t)
+        return;
     free(t->data);
     gen_text_init(t);
 }
@@ -19,7 +20,8 @@ void gen_text_free(gen_text *t) {
 void gen_text_clear(gen_text *t) {
     t->len = 0;
     t->row_open = 0;
-    if (t->data) t->data[0] = '\0';
+    if (t->data)
+        t->data[0] = '\0';
 }
 
 char *gen_text_take(gen_text *t) {
@@ -27,18 +29,23 @@ char *gen_text_take(gen_text *t) {
         gen_text_free(t);
         return NULL;
     }
-    if (!t->data) gen_text_put(t, "", 0);
+    if (!t->data)
+        gen_text_put(t, "", 0);
     char *s = t->data;
-    if (!t->failed) gen_text_init(t);
+    if (!t->failed)
+        gen_text_init(t);
     return t->failed ? NULL : s;
 }
 
 /* Makes room for n more bytes plus the NUL; 0 on success. */
 static int reserve(gen_text *t, size_t n) {
-    if (t->failed) return -1;
-    if (t->len + n + 1 <= t->cap) return 0;
+    if (t->failed)
+        return -1;
+    if (t->len + n + 1 <= t->cap)
+        return 0;
     size_t cap = t->cap ? t->cap : 256;
-    while (cap < t->len + n + 1) cap *= 2;
+    while (cap < t->len + n + 1)
+        cap *= 2;
     char *d = realloc(t->data, cap);
     if (!d) {
         t->failed = 1;
@@ -50,7 +57,8 @@ static int reserve(gen_text *t, size_t n) {
 }
 
 void gen_text_put(gen_text *t, const char *s, size_t n) {
-    if (reserve(t, n)) return;
+    if (reserve(t, n))
+        return;
     memcpy(t->data + t->len, s, n);
     t->len += n;
     t->data[t->len] = '\0';
@@ -65,7 +73,8 @@ void gen_text_printf(gen_text *t, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || reserve(t, (size_t)n)) return;
+    if (n < 0 || reserve(t, (size_t)n))
+        return;
     va_start(ap, fmt);
     vsnprintf(t->data + t->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -74,7 +83,8 @@ void gen_text_printf(gen_text *t, const char *fmt, ...) {
 
 /* The separator before a field: a tab unless the field opens the row. */
 static void field_sep(gen_text *t) {
-    if (t->row_open) gen_text_put(t, "\t", 1);
+    if (t->row_open)
+        gen_text_put(t, "\t", 1);
     t->row_open = 1;
 }
 
@@ -86,18 +96,28 @@ void gen_copy_field(gen_text *t, const char *value) {
     }
     /* Fast path: most values need no escaping. */
     const char *p = value;
-    while (*p && *p != '\\' && *p != '\t' && *p != '\n' && *p != '\r') p++;
+    while (*p && *p != '\\' && *p != '\t' && *p != '\n' && *p != '\r')
+        p++;
     if (!*p) {
         gen_text_put(t, value, (size_t)(p - value));
         return;
     }
     for (p = value; *p; p++) {
         switch (*p) {
-        case '\\': gen_text_put(t, "\\\\", 2); break;
-        case '\t': gen_text_put(t, "\\t", 2); break;
-        case '\n': gen_text_put(t, "\\n", 2); break;
-        case '\r': gen_text_put(t, "\\r", 2); break;
-        default: gen_text_put(t, p, 1);
+        case '\\':
+            gen_text_put(t, "\\\\", 2);
+            break;
+        case '\t':
+            gen_text_put(t, "\\t", 2);
+            break;
+        case '\n':
+            gen_text_put(t, "\\n", 2);
+            break;
+        case '\r':
+            gen_text_put(t, "\\r", 2);
+            break;
+        default:
+            gen_text_put(t, p, 1);
         }
     }
 }
@@ -112,10 +132,12 @@ size_t gen_format_fixed(char *out, int64_t units, int scale) {
         mag /= 10;
     } while (mag || n <= scale);
     size_t len = 0;
-    if (units < 0) out[len++] = '-';
+    if (units < 0)
+        out[len++] = '-';
     for (int i = n - 1; i >= 0; i--) {
         out[len++] = digits[i];
-        if (i == scale && scale > 0) out[len++] = '.';
+        if (i == scale && scale > 0)
+            out[len++] = '.';
     }
     out[len] = '\0';
     return len;

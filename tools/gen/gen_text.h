@@ -9,7 +9,7 @@
 typedef struct gen_text {
     char *data; /* NUL-terminated while ok */
     size_t len, cap;
-    int failed; /* set when an allocation failed; later appends do nothing */
+    int failed;   /* set when an allocation failed; later appends do nothing */
     int row_open; /* a COPY row has fields and no newline yet */
 } gen_text;
 

@@ -11,10 +11,10 @@
 const char *const gen_driver_names[GEN_N_DRIVERS] = {"headcount", "area", "revenue", "contracts"};
 
 /* The 30 data sources, largest first (Zipf rank = position + 1). */
-static const char *const std_cities[] = {
-    "SHA", "PEK", "SZX", "CAN", "CTU", "HGH", "CKG", "WUH", "NKG", "XIY",
-    "TSN", "CSX", "SZV", "CGO", "TAO", "NGB", "SHE", "DLC", "XMN", "FOC",
-    "KMG", "HFE", "TNA", "SJW", "HRB", "NNG", "KWE", "TYN", "LHW", "URC"};
+static const char *const std_cities[] = {"SHA", "PEK", "SZX", "CAN", "CTU", "HGH", "CKG", "WUH",
+                                         "NKG", "XIY", "TSN", "CSX", "SZV", "CGO", "TAO", "NGB",
+                                         "SHE", "DLC", "XMN", "FOC", "KMG", "HFE", "TNA", "SJW",
+                                         "HRB", "NNG", "KWE", "TYN", "LHW", "URC"};
 #define STD_CITIES (sizeof std_cities / sizeof std_cities[0])
 
 static const char *const std_companies[] = {"1100", "1200", "1300", "1400", "1500", "1600", "1700"};
@@ -40,7 +40,8 @@ static const double business_line_weights[] = {35, 30, 20, 10, 5}; /* last: NULL
 
 static gen_world *world_alloc(size_t n_cities, size_t n_projects) {
     gen_world *w = calloc(1, sizeof *w);
-    if (!w) return NULL;
+    if (!w)
+        return NULL;
     w->cities = calloc(n_cities, sizeof *w->cities);
     w->projects = calloc(n_projects, sizeof *w->projects);
     if (!w->cities || !w->projects) {
@@ -53,7 +54,8 @@ static gen_world *world_alloc(size_t n_cities, size_t n_projects) {
 }
 
 void gen_world_free(gen_world *w) {
-    if (!w) return;
+    if (!w)
+        return;
     free(w->cities);
     free(w->projects);
     free(w);
@@ -67,7 +69,8 @@ static void assign_companies(gen_world *w, gen_rng *r) {
         gen_city *city = &w->cities[c];
         int n = c < 4 ? 3 : c < 12 ? 2 : 1 + (int)gen_rng_below(r, 2);
         size_t idx[STD_COMPANIES];
-        for (size_t i = 0; i < STD_COMPANIES; i++) idx[i] = i;
+        for (size_t i = 0; i < STD_COMPANIES; i++)
+            idx[i] = i;
         gen_rng_shuffle(r, idx, STD_COMPANIES);
         city->n_companies = n;
         for (int i = 0; i < n; i++) {
@@ -76,7 +79,8 @@ static void assign_companies(gen_world *w, gen_rng *r) {
         }
     }
     for (size_t k = 0; k < STD_COMPANIES; k++) {
-        if (used[k]) continue;
+        if (used[k])
+            continue;
         for (size_t c = w->n_cities; c-- > 0;) {
             if (w->cities[c].n_companies < GEN_MAX_CITY_COMPANIES) {
                 w->cities[c].companies[w->cities[c].n_companies++] = (int)k;
@@ -90,7 +94,8 @@ static void assign_companies(gen_world *w, gen_rng *r) {
 static int fill_projects(gen_world *w, gen_rng *r) {
     static const double company_share[GEN_MAX_CITY_COMPANIES] = {6, 3, 1};
     gen_picker line_picker;
-    if (gen_picker_init(&line_picker, business_line_weights, 5)) return -1;
+    if (gen_picker_init(&line_picker, business_line_weights, 5))
+        return -1;
     for (size_t c = 0; c < w->n_cities; c++) {
         gen_city *city = &w->cities[c];
         gen_picker company_picker;
@@ -108,12 +113,14 @@ static int fill_projects(gen_world *w, gen_rng *r) {
             p->business_line = line < 4 ? business_lines[line] : NULL;
             /* Most projects are small, a few are large. */
             p->size = 1 + (uint32_t)gen_rng_below(r, 20);
-            if (gen_rng_chance(r, 100)) p->size += 20 + (uint32_t)gen_rng_below(r, 80);
+            if (gen_rng_chance(r, 100))
+                p->size += 20 + (uint32_t)gen_rng_below(r, 80);
             p->active = !city->no_active && !gen_rng_chance(r, 20);
             active += p->active;
         }
         /* Keep at least one target in every city that is meant to have one. */
-        if (!city->no_active && active == 0) w->projects[city->first_project].active = true;
+        if (!city->no_active && active == 0)
+            w->projects[city->first_project].active = true;
         gen_picker_free(&company_picker);
     }
     gen_picker_free(&line_picker);
@@ -122,9 +129,11 @@ static int fill_projects(gen_world *w, gen_rng *r) {
 
 gen_world *gen_world_std(double scale) {
     size_t n_projects = (size_t)llround(GEN_SEED_PROJECTS * scale);
-    if (n_projects < GEN_MIN_PROJECTS) n_projects = GEN_MIN_PROJECTS;
+    if (n_projects < GEN_MIN_PROJECTS)
+        n_projects = GEN_MIN_PROJECTS;
     gen_world *w = world_alloc(STD_CITIES, n_projects);
-    if (!w) return NULL;
+    if (!w)
+        return NULL;
     w->companies = std_companies;
     w->n_companies = STD_COMPANIES;
     w->rows = llround(GEN_SEED_ROWS * scale);
@@ -153,8 +162,10 @@ gen_world *gen_world_std(double scale) {
         for (size_t d = 0; pending[c] > rows[c] && d < STD_CITIES; d++) {
             int64_t room = rows[d] - pending[d];
             int64_t move = pending[c] - rows[c];
-            if (room <= 0) continue;
-            if (move > room) move = room;
+            if (room <= 0)
+                continue;
+            if (move > room)
+                move = room;
             pending[c] -= move;
             pending[d] += move;
         }
@@ -169,6 +180,7 @@ gen_world *gen_world_std(double scale) {
         city->first_project = first;
         city->n_projects = (size_t)projects[c];
         city->no_revenue = c + 1 == NO_REVENUE_RANK;
+        city->zero_revenue_driver = city->no_revenue;
         city->no_active = c + 1 == NO_ACTIVE_RANK;
         first += city->n_projects;
     }
@@ -195,7 +207,8 @@ gen_world *gen_world_demo(void) {
         {"TPE", 1, {1, 0}, 3, 45, 9},
     };
     gen_world *w = world_alloc(3, 12);
-    if (!w) return NULL;
+    if (!w)
+        return NULL;
     w->companies = demo_companies;
     w->n_companies = 2;
     size_t first = 0;
@@ -209,7 +222,9 @@ gen_world *gen_world_demo(void) {
         city->n_projects = cities[c].n_projects;
         city->rows = cities[c].rows;
         city->pending = cities[c].pending;
-        city->no_revenue = c == 2; /* TPE: marketing by revenue finds no weight there */
+        /* TPE's revenue driver file came in all zeros: marketing pooled there by
+         * revenue (version M) goes to #UNALLOCATED. */
+        city->zero_revenue_driver = c == 2;
         w->rows += city->rows;
         w->pending += city->pending;
         for (size_t i = 0; i < city->n_projects; i++) {
@@ -234,24 +249,30 @@ uint64_t gen_period_stream(const char *period, uint64_t part) {
 static int64_t driver_value(gen_rng *r, int driver, uint32_t size) {
     switch (driver) {
     case 0: /* headcount: whole people */
-        if (gen_rng_chance(r, 50)) return 0;
+        if (gen_rng_chance(r, 50))
+            return 0;
         return (int64_t)(1 + gen_rng_below(r, 3 * (uint64_t)size + 5)) * 1000000;
     case 1: /* area: square metres with 2 decimals */
-        if (gen_rng_chance(r, 30)) return 0;
-        return ((int64_t)size * 20000 + (int64_t)gen_rng_below(r, (uint64_t)size * 40000 + 200000)) *
+        if (gen_rng_chance(r, 30))
+            return 0;
+        return ((int64_t)size * 20000 +
+                (int64_t)gen_rng_below(r, (uint64_t)size * 40000 + 200000)) *
                10000;
     case 2: /* revenue: millions with 6 decimals */
-        if (gen_rng_chance(r, 80)) return 0;
+        if (gen_rng_chance(r, 80))
+            return 0;
         return (int64_t)size * (50000 + (int64_t)gen_rng_below(r, 400000));
     default: /* contracts: whole contracts */
-        if (gen_rng_chance(r, 60)) return 0;
+        if (gen_rng_chance(r, 60))
+            return 0;
         return (int64_t)(1 + gen_rng_below(r, 4 * (uint64_t)size + 3)) * 1000000;
     }
 }
 
 gen_drivers *gen_drivers_build(const gen_world *w, uint64_t seed, const char *period) {
     gen_drivers *d = calloc(1, sizeof *d);
-    if (!d) return NULL;
+    if (!d)
+        return NULL;
     d->n_projects = w->n_projects;
     d->value = calloc(GEN_N_DRIVERS * w->n_projects, sizeof *d->value);
     if (!d->value) {
@@ -264,7 +285,8 @@ gen_drivers *gen_drivers_build(const gen_world *w, uint64_t seed, const char *pe
         for (size_t p = 0; p < w->n_projects; p++) {
             const gen_project *proj = &w->projects[p];
             int64_t v = driver_value(&r, k, proj->size);
-            if (k == 2 && w->cities[proj->city].no_revenue) v = 0;
+            if (k == 2 && w->cities[proj->city].zero_revenue_driver)
+                v = 0;
             d->value[(size_t)k * w->n_projects + p] = v;
         }
     }
@@ -272,7 +294,8 @@ gen_drivers *gen_drivers_build(const gen_world *w, uint64_t seed, const char *pe
 }
 
 void gen_drivers_free(gen_drivers *d) {
-    if (!d) return;
+    if (!d)
+        return;
     free(d->value);
     free(d);
 }

@@ -50,37 +50,45 @@ static int usage_error(const char *fmt, ...) {
 }
 
 static int parse_seed(const char *s, uint64_t *out) {
-    if (!s || !*s || *s == '-' || *s == '+') return -1;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end) return -1;
+    if (errno || *end)
+        return -1;
     *out = (uint64_t)v;
     return 0;
 }
 
 static int parse_scale(const char *s, double *out) {
-    if (!s || !*s) return -1;
+    if (!s || !*s)
+        return -1;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || !(v > 0) || v > 100) return -1;
+    if (errno || *end || !isfinite(v) || !(v > 0) || v > 100)
+        return -1;
     *out = v;
     return 0;
 }
 
 static int valid_period(const char *s) {
-    if (!s || strlen(s) != 7 || s[4] != '-') return 0;
+    if (!s || strlen(s) != 7 || s[4] != '-')
+        return 0;
     for (int i = 0; i < 7; i++)
-        if (i != 4 && (s[i] < '0' || s[i] > '9')) return 0;
+        if (i != 4 && (s[i] < '0' || s[i] > '9'))
+            return 0;
     int month = (s[5] - '0') * 10 + (s[6] - '0');
     return month >= 1 && month <= 12;
 }
 
 static int valid_name(const char *s) {
-    if (!s || !*s || strlen(s) > 63) return 0;
+    if (!s || !*s || strlen(s) > 63)
+        return 0;
     for (; *s; s++)
-        if ((unsigned char)*s <= ' ' || *s == 127) return 0;
+        if ((unsigned char)*s <= ' ' || *s == 127)
+            return 0;
     return 1;
 }
 
@@ -102,21 +110,26 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--replace")) {
             opt.replace = true;
         } else if (!strcmp(a, "--seed")) {
-            if (parse_seed(v, &opt.seed)) return usage_error("--seed wants an unsigned integer");
+            if (parse_seed(v, &opt.seed))
+                return usage_error("--seed wants an unsigned integer");
             i++;
         } else if (!strcmp(a, "--scale")) {
-            if (parse_scale(v, &opt.scale)) return usage_error("--scale wants a number in (0, 100]");
+            if (parse_scale(v, &opt.scale))
+                return usage_error("--scale wants a number in (0, 100]");
             i++;
         } else if (!strcmp(a, "--period")) {
-            if (!valid_period(v)) return usage_error("--period wants YYYY-MM");
+            if (!valid_period(v))
+                return usage_error("--period wants YYYY-MM");
             opt.period = v;
             i++;
         } else if (!strcmp(a, "--ruleset")) {
-            if (!valid_name(v)) return usage_error("--ruleset wants a name (1-63 visible characters)");
+            if (!valid_name(v))
+                return usage_error("--ruleset wants a name (1-63 visible characters)");
             ruleset = v;
             i++;
         } else if (!strcmp(a, "--pg-dsn")) {
-            if (!v) return usage_error("--pg-dsn wants a connection string");
+            if (!v)
+                return usage_error("--pg-dsn wants a connection string");
             config_apply_flag(&cfg, a, v);
             i++;
         } else {
