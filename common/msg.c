@@ -117,7 +117,8 @@ static const field_spec stage_done_fields[] = {
 static const field_spec formula_fields[] = {
     F(msg_formula, run_id, FK_ID),     F(msg_formula, period, FK_PERIOD),
     F(msg_formula, ruleset, FK_NAME),  F(msg_formula, stamp, FK_NAME),
-    F(msg_formula, batch_id, FK_NAME), A(msg_formula, vectors, FK_VECTORS, nvectors),
+    F(msg_formula, batch_id, FK_NAME), F(msg_formula, fx_key, FK_NAME),
+    F(msg_formula, expected, FK_COUNT), A(msg_formula, vectors, FK_VECTORS, nvectors),
 };
 
 static const field_spec vector_fields[] = {

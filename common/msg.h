@@ -88,6 +88,8 @@ typedef struct msg_formula {
     const char *ruleset;
     const char *stamp;
     const char *batch_id;
+    const char *fx_key; /* Redis key of the compiled formulas and audit rules */
+    int64_t expected;   /* batches of the run's formula stage, for the completion counter */
     msg_vector *vectors;
     size_t nvectors;
 } msg_formula;

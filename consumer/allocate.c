@@ -25,27 +25,7 @@
 #define PUBLIC_TTL_S (7 * 24 * 3600)
 #define PUBDATA_CACHE_MAX 8
 
-/* A worker thread's connections, closed by the key's destructor when the
- * thread ends (pool_free joins the threads). */
-typedef struct thread_conns {
-    db_conn *db;
-    cache_conn *cache;
-} thread_conns;
-
-static pthread_key_t conns_key;
-static pthread_once_t conns_once = PTHREAD_ONCE_INIT;
-static _Thread_local thread_conns *conns;
-
-static void conns_destroy(void *p) {
-    thread_conns *c = p;
-    db_close(c->db);
-    cache_close(c->cache);
-    free(c);
-}
-
-static void conns_init(void) {
-    pthread_key_create(&conns_key, conns_destroy);
-}
+static _Thread_local worker_conns *conns;
 
 #define thread_db (conns->db)
 #define thread_cache (conns->cache)
@@ -290,30 +270,8 @@ db_failed:
 }
 
 static int ensure_connections(const consumer_env *env, char *err, size_t errlen) {
-    if (!conns) {
-        pthread_once(&conns_once, conns_init);
-        conns = calloc(1, sizeof *conns);
-        if (!conns) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        pthread_setspecific(conns_key, conns);
-    }
-    if (!thread_db) {
-        thread_db = db_connect(env->cfg->pg_dsn, err, errlen);
-        if (!thread_db) return -1;
-    } else if (!db_ok(thread_db)) {
-        db_error e;
-        if (db_reset(thread_db, 2000, &e) != 0) {
-            snprintf(err, errlen, "%s", e.msg);
-            return -1;
-        }
-    }
-    if (!thread_cache) {
-        thread_cache = cache_connect(env->cfg->redis_url, err, errlen);
-        if (!thread_cache) return -1;
-    }
-    return 0;
+    conns = worker_connect(env, err, errlen);
+    return conns ? 0 : -1;
 }
 
 /* Bumps the completion counter for a batch whose marker is committed. */
@@ -330,6 +288,7 @@ static int bump_counter(const msg_batch *b, job *j, char *err, size_t errlen) {
 }
 
 void allocate_job(const consumer_env *env, job *j) {
+    j->stage = MSG_STAGE_ALLOCATE;
     msg_any m;
     char err[512] = "";
     if (msg_decode(j->delivery.body, j->delivery.len, &m, err, sizeof err) != 0) {

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "config.h"
+#include "db.h"
 #include "mq.h"
 
 typedef enum {
@@ -23,6 +25,7 @@ typedef struct job {
     job_outcome outcome;
     char reason[512];
     int notify;          /* this batch completed its stage: tell the producer */
+    int stage;           /* MSG_STAGE_ALLOCATE or MSG_STAGE_FORMULA, for the notice */
     int64_t run_id;
     int64_t batch_count;
     struct job *next;
@@ -33,6 +36,22 @@ typedef struct consumer_env {
     char name[160]; /* host:pid, recorded on batch markers */
     volatile sig_atomic_t *stop;
 } consumer_env;
+
+/* A worker thread's own connections (consumer/worker.c). */
+typedef struct worker_conns {
+    db_conn *db;
+    cache_conn *cache;
+} worker_conns;
+
+/* The calling thread's connections, opened on first use and reset when lost;
+ * closed when the thread ends. Returns NULL with err when a server cannot be
+ * reached now (the caller retries with backoff). */
+worker_conns *worker_connect(const consumer_env *env, char *err, size_t errlen);
+
+/* Runs in a worker thread: evaluates the formulas and audit rules of the
+ * vectors of j->delivery and writes the formula rows, findings and marker
+ * (consumer/formula.c). Sets j->outcome; never exits. */
+void formula_job(const consumer_env *env, job *j);
 
 /* Runs in a worker thread: allocates the batch of j->delivery and writes its
  * results and marker (consumer/allocate.c). Sets j->outcome; never exits. */

@@ -41,7 +41,10 @@ typedef struct task {
 
 static void run_task(void *arg) {
     task *t = arg;
-    allocate_job(t->env, t->j);
+    if (!strcmp(t->j->delivery.queue, MQ_QUEUE_FORMULAS))
+        formula_job(t->env, t->j);
+    else
+        allocate_job(t->env, t->j);
     pthread_mutex_lock(&done_lock);
     t->j->next = done_head;
     done_head = t->j;
@@ -49,9 +52,9 @@ static void run_task(void *arg) {
     free(t);
 }
 
-/* Tells the producer of a run that its allocation stage is complete. */
+/* Tells the producer of a run that a stage is complete. */
 static void notify_producer(mq_conn *mq, const job *j) {
-    msg_stage_done sd = {j->run_id, MSG_STAGE_ALLOCATE, j->batch_count};
+    msg_stage_done sd = {j->run_id, (msg_stage)j->stage, j->batch_count};
     char err[256], key[64];
     size_t len;
     char *body = msg_encode_stage_done(&sd, &len, err, sizeof err);
@@ -65,8 +68,8 @@ static void notify_producer(mq_conn *mq, const job *j) {
         /* the producer also watches the batch markers: a lost notice only delays it */
         log_warn("run %" PRId64 ": completion notice not delivered: %s", j->run_id, err);
     else
-        log_info("run %" PRId64 ": allocation stage complete (%" PRId64 " batches): producer notified",
-                 j->run_id, j->batch_count);
+        log_info("run %" PRId64 ": %s stage complete (%" PRId64 " batches): producer notified",
+                 j->run_id, msg_stage_name((msg_stage)j->stage), j->batch_count);
     free(body);
 }
 
@@ -103,8 +106,8 @@ static int drain_done(mq_conn *mq, uint64_t generation) {
 }
 
 static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int *allocate,
-                      int *threads) {
-    *split = *allocate = 1;
+                      int *formula, int *threads) {
+    *split = *allocate = *formula = 1;
     *threads = pool_default_threads();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -125,17 +128,10 @@ static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int 
         const char *v = argv[++i];
         if (config_apply_flag(cfg, a, v)) continue;
         if (!strcmp(a, "--role")) {
-            if (!strcmp(v, "split")) {
-                *split = 1, *allocate = 0;
-            } else if (!strcmp(v, "allocate")) {
-                *split = 0, *allocate = 1;
-            } else if (!strcmp(v, "all")) {
-                *split = *allocate = 1;
-            } else if (!strcmp(v, "formula")) {
-                fprintf(stderr, "alloc-consumer: --role formula: the formula stage is not part "
-                                "of this build yet\nusage: %s\n", USAGE);
-                return -1;
-            } else {
+            *split = !strcmp(v, "split") || !strcmp(v, "all");
+            *allocate = !strcmp(v, "allocate") || !strcmp(v, "all");
+            *formula = !strcmp(v, "formula") || !strcmp(v, "all");
+            if (!*split && !*allocate && !*formula) {
                 fprintf(stderr, "alloc-consumer: --role %s: expected split, allocate, formula or "
                                 "all\nusage: %s\n", v, USAGE);
                 return -1;
@@ -160,14 +156,16 @@ static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int 
 
 /* Connects (retrying with backoff until it works or a stop is asked for),
  * declares the topology and starts the consumers of the roles. */
-static mq_conn *connect_broker(const alloc_config *cfg, int split, int allocate, int threads) {
+static mq_conn *connect_broker(const alloc_config *cfg, int split, int allocate, int formula,
+                               int threads) {
     backoff bo = BACKOFF_INIT;
     char err[512];
     while (!stop_requested) {
         mq_conn *mq = mq_connect(cfg->amqp_url, 30, err, sizeof err);
         if (mq && mq_declare_topology(mq, err, sizeof err) == MQ_OK &&
             (!split || mq_consume(mq, MQ_QUEUE_BUCKETS, 1, err, sizeof err) == MQ_OK) &&
-            (!allocate || mq_consume(mq, MQ_QUEUE_BATCHES, 2 * threads, err, sizeof err) == MQ_OK))
+            (!allocate || mq_consume(mq, MQ_QUEUE_BATCHES, 2 * threads, err, sizeof err) == MQ_OK) &&
+            (!formula || mq_consume(mq, MQ_QUEUE_FORMULAS, threads, err, sizeof err) == MQ_OK))
             return mq;
         mq_close(mq);
         log_warn("broker not available: %s; retrying", err);
@@ -180,8 +178,9 @@ int main(int argc, char **argv) {
     log_init("consumer");
     alloc_config cfg;
     config_load(&cfg);
-    int split, allocate, threads;
-    if (parse_args(argc, argv, &cfg, &split, &allocate, &threads) != 0) return ALLOC_EXIT_USAGE;
+    int split, allocate, formula, threads;
+    if (parse_args(argc, argv, &cfg, &split, &allocate, &formula, &threads) != 0)
+        return ALLOC_EXIT_USAGE;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -198,11 +197,11 @@ int main(int argc, char **argv) {
     gethostname(host, sizeof host - 1);
     snprintf(env.name, sizeof env.name, "%s:%d", host, (int)getpid());
 
-    log_info("%s starting: roles%s%s, %d thread(s)", env.name, split ? " split" : "",
-             allocate ? " allocate" : "", threads);
-    mq_conn *mq = connect_broker(&cfg, split, allocate, threads);
+    log_info("%s starting: roles%s%s%s, %d thread(s)", env.name, split ? " split" : "",
+             allocate ? " allocate" : "", formula ? " formula" : "", threads);
+    mq_conn *mq = connect_broker(&cfg, split, allocate, formula, threads);
     if (!mq) return ALLOC_EXIT_OK; /* stopped before the broker came */
-    pool *workers = pool_new(threads, (size_t)(2 * threads + 1));
+    pool *workers = pool_new(threads, (size_t)(3 * threads + 1)); /* >= every prefetch */
     if (!workers) {
         log_error("cannot start %d threads: %s", threads, strerror(errno));
         mq_close(mq);
@@ -220,7 +219,7 @@ int main(int argc, char **argv) {
             if (!strcmp(d.queue, MQ_QUEUE_BUCKETS)) {
                 rc = split_bucket(&env, mq, &d);
                 mq_delivery_free(&d);
-            } else if (!strcmp(d.queue, MQ_QUEUE_BATCHES)) {
+            } else if (!strcmp(d.queue, MQ_QUEUE_BATCHES) || !strcmp(d.queue, MQ_QUEUE_FORMULAS)) {
                 job *j = calloc(1, sizeof *j);
                 task *t = calloc(1, sizeof *t);
                 if (!j || !t) {

@@ -21,6 +21,8 @@
 #include "commands.h"
 #include "counter.h"
 #include "db.h"
+#include "formulas.h"
+#include "fx.h"
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
@@ -34,6 +36,7 @@
 #define DEFAULT_BUCKET_ROWS 20000
 #define PUBLIC_TTL_S (7 * 24 * 3600)
 #define POLL_MS 1000
+#define FORMULA_VECTORS_PER_BATCH 50
 
 typedef struct run_opts {
     const char *period;
@@ -53,9 +56,12 @@ typedef struct run_state {
     char ruleset[256];
     char stamp[64];
     char public_key[512];
+    char fx_key[512];
+    char stage[32];
     int detail;
     long batch_size;
-    int64_t expected;
+    int64_t expected;         /* batches of the allocation stage */
+    int64_t formula_expected; /* batches of the formula stage */
     int64_t rows_pending;
     time_t started;
     long timeout_s;
@@ -341,12 +347,15 @@ static const char *PUBLIC_SQL =
     "             AND p.active WHERE d.period_code = $1)"
     ")::text";
 
+/* The ruleset stamp: the latest updated_at over its rows (a rule's update time
+ * is its version), with the row count so that a deleted rule changes it too. */
 static const char *STAMP_SQL =
-    "SELECT coalesce(to_char(max(u) AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS.US'), 'empty') FROM ("
-    " SELECT max(updated_at) AS u FROM report_item WHERE ruleset = $1"
-    " UNION ALL SELECT max(updated_at) FROM binding_rule WHERE ruleset = $1"
-    " UNION ALL SELECT max(updated_at) FROM allocation_rule WHERE ruleset = $1"
-    " UNION ALL SELECT max(updated_at) FROM audit_rule WHERE ruleset = $1) s";
+    "SELECT coalesce(to_char(max(u) AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS.US'), 'empty') "
+    "       || '-' || sum(n) FROM ("
+    " SELECT max(updated_at) AS u, count(*) AS n FROM report_item WHERE ruleset = $1"
+    " UNION ALL SELECT max(updated_at), count(*) FROM binding_rule WHERE ruleset = $1"
+    " UNION ALL SELECT max(updated_at), count(*) FROM allocation_rule WHERE ruleset = $1"
+    " UNION ALL SELECT max(updated_at), count(*) FROM audit_rule WHERE ruleset = $1) s";
 
 /* Runs the snapshot transaction. Returns an exit code; on success st holds the
  * registered run. */
@@ -396,8 +405,25 @@ static int snapshot(run_state *st, const run_opts *o) {
     PQclear(r);
     log_set_run(st->run_id);
 
+#define SNAP_FAIL(what)                                                                            \
+    do {                                                                                           \
+        formulas_free(&fx);                                                                        \
+        db_rollback(st->db, NULL);                                                                 \
+        return fail_db(what, &e);                                                                  \
+    } while (0)
     int bad = validate(st->db, o->period, st->ruleset, &e);
+    formulas fx;
+    memset(&fx, 0, sizeof fx);
+    if (bad >= 0) {
+        int fx_errors = formulas_compile(st->db, st->ruleset, &fx);
+        if (fx_errors < 0) {
+            db_rollback(st->db, NULL);
+            return ALLOC_EXIT_RUNTIME;
+        }
+        bad += fx_errors;
+    }
     if (bad != 0) {
+        formulas_free(&fx);
         db_rollback(st->db, NULL);
         if (bad < 0) return fail_db("validate", &e);
         fprintf(stderr, "alloc-producer: period %s refused: %d validation error(s), nothing sent\n",
@@ -408,57 +434,48 @@ static int snapshot(run_state *st, const run_opts *o) {
     char id[32];
     i64s(st->run_id, id, sizeof id);
     if (run_steps(st->db, "snapshot", SNAPSHOT_STEPS, sizeof SNAPSHOT_STEPS / sizeof SNAPSHOT_STEPS[0],
-                  id, &e) != 0) {
-        db_rollback(st->db, NULL);
-        return fail_db("snapshot", &e);
-    }
+                  id, &e) != 0) SNAP_FAIL("snapshot");
 
     char bucket_rows[32], batch_size[32];
     snprintf(bucket_rows, sizeof bucket_rows, "%ld", o->bucket_rows);
     snprintf(batch_size, sizeof batch_size, "%ld", o->batch_size);
     const char *bp[] = {id, bucket_rows, batch_size};
-    if (db_exec_params(st->db, BUCKETS_SQL, 3, bp, &e) < 0) {
-        db_rollback(st->db, NULL);
-        return fail_db("buckets", &e);
-    }
+    if (db_exec_params(st->db, BUCKETS_SQL, 3, bp, &e) < 0) SNAP_FAIL("buckets");
 
     const char *rs[] = {st->ruleset};
     r = db_query(st->db, STAMP_SQL, 1, rs, PGRES_TUPLES_OK, &e);
-    if (!r) {
-        db_rollback(st->db, NULL);
-        return fail_db("ruleset stamp", &e);
-    }
+    if (!r) SNAP_FAIL("ruleset stamp");
     snprintf(st->stamp, sizeof st->stamp, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
 
     const char *pub[] = {o->period, st->ruleset};
     r = db_query(st->db, PUBLIC_SQL, 2, pub, PGRES_TUPLES_OK, &e);
-    if (!r) {
-        db_rollback(st->db, NULL);
-        return fail_db("public data", &e);
-    }
+    if (!r) SNAP_FAIL("public data");
     const char *body = PQgetvalue(r, 0, 0);
     snprintf(st->public_key, sizeof st->public_key, "alloc:public:%s:%s:%s:%016" PRIx64,
              o->period, st->ruleset, st->stamp, fnv1a(body, strlen(body)));
-    const char *pk[] = {id, st->public_key, body};
+    snprintf(st->fx_key, sizeof st->fx_key, "alloc:fx:%s:%s", st->ruleset, st->stamp);
+    char *fx_hex = malloc(fx.len * 2 + 3);
+    ALLOC_ASSERT(fx_hex != NULL);
+    strcpy(fx_hex, "\\x");
+    for (size_t i = 0; i < fx.len; i++) snprintf(fx_hex + 2 + 2 * i, 3, "%02x", fx.bytes[i]);
+    const char *pk[] = {id, st->public_key, body, st->fx_key, fx_hex, fx.audits};
     int64_t ok = db_exec_params(st->db,
-                                "INSERT INTO run_public (run_id, cache_key, body) VALUES ($1, $2, $3)",
-                                3, pk, &e);
+                                "INSERT INTO run_public (run_id, cache_key, body, fx_key, formulas, "
+                                "audits) VALUES ($1, $2, $3, $4, $5::bytea, $6)",
+                                6, pk, &e);
+    free(fx_hex);
     PQclear(r);
-    if (ok < 0) {
-        db_rollback(st->db, NULL);
-        return fail_db("store public data", &e);
-    }
+    if (ok < 0) SNAP_FAIL("store public data");
+    formulas_free(&fx);
 
     const char *up[] = {id, st->stamp};
     if (db_exec_params(st->db,
                        "UPDATE alloc_run SET ruleset_stamp = $2, stage = 'allocate', "
                        "expected_batches = (SELECT coalesce(sum(batch_count), 0) FROM run_bucket "
                        "WHERE run_id = $1) WHERE run_id = $1",
-                       2, up, &e) < 0) {
-        db_rollback(st->db, NULL);
-        return fail_db("start run", &e);
-    }
+                       2, up, &e) < 0) SNAP_FAIL("start run");
+#undef SNAP_FAIL
     if (db_commit(st->db, &e) != 0) return fail_db("commit snapshot", &e);
     return ALLOC_EXIT_OK;
 }
@@ -473,8 +490,8 @@ static int load_run(run_state *st, int64_t run_id, int *running) {
     PGresult *r = db_query(st->db,
                            "SELECT r.period_code, r.ruleset, coalesce(r.ruleset_stamp, ''), r.status, "
                            "r.detail, coalesce(r.expected_batches, 0), coalesce(r.rows_pending, 0), "
-                           "coalesce(u.cache_key, ''), "
-                           "(SELECT min(batch_count) FROM run_bucket b WHERE b.run_id = r.run_id) "
+                           "coalesce(u.cache_key, ''), coalesce(u.fx_key, ''), coalesce(r.stage, ''), "
+                           "coalesce(r.formula_batches, -1) "
                            "FROM alloc_run r LEFT JOIN run_public u ON u.run_id = r.run_id "
                            "WHERE r.run_id = $1",
                            1, p, PGRES_TUPLES_OK, &e);
@@ -493,6 +510,9 @@ static int load_run(run_state *st, int64_t run_id, int *running) {
     st->expected = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
     st->rows_pending = strtoll(PQgetvalue(r, 0, 6), NULL, 10);
     snprintf(st->public_key, sizeof st->public_key, "%s", PQgetvalue(r, 0, 7));
+    snprintf(st->fx_key, sizeof st->fx_key, "%s", PQgetvalue(r, 0, 8));
+    snprintf(st->stage, sizeof st->stage, "%s", PQgetvalue(r, 0, 9));
+    st->formula_expected = strtoll(PQgetvalue(r, 0, 10), NULL, 10);
     PQclear(r);
     return ALLOC_EXIT_OK;
 }
@@ -708,14 +728,13 @@ static int publish_buckets(run_state *st, int *published) {
 
 /* ---- waiting for the allocation stage --------------------------------------------- */
 
-static int64_t markers_done(run_state *st, db_error *e) {
+static int64_t markers_done(run_state *st, const char *stage, db_error *e) {
     char id[32];
     i64s(st->run_id, id, sizeof id);
-    const char *p[] = {id};
+    const char *p[] = {id, stage};
     int64_t n = 0;
-    if (db_query_int64(st->db,
-                       "SELECT count(*) FROM batch_marker WHERE run_id = $1 AND stage = 'allocate'",
-                       1, p, &n, e) < 0)
+    if (db_query_int64(st->db, "SELECT count(*) FROM batch_marker WHERE run_id = $1 AND stage = $2",
+                       2, p, &n, e) < 0)
         return -1;
     return n;
 }
@@ -736,41 +755,44 @@ static int run_status(run_state *st, char *status, size_t len, db_error *e) {
 
 /* Redis lost the counter (a restart): put the marked batch ids back so the
  * consumers' counts, and so their completion notice, stay right. */
-static void rebuild_counter(run_state *st, int64_t marked) {
+static void rebuild_counter(run_state *st, const char *stage, int64_t marked) {
     char err[256];
-    int64_t count = counter_count(st->cache, st->run_id, "allocate", err, sizeof err);
+    int64_t count = counter_count(st->cache, st->run_id, stage, err, sizeof err);
     if (count < 0 || count >= marked) return;
     char id[32];
     i64s(st->run_id, id, sizeof id);
-    const char *p[] = {id};
+    const char *p[] = {id, stage};
     db_error e;
-    PGresult *r = db_query(st->db,
-                           "SELECT batch_id FROM batch_marker WHERE run_id = $1 AND stage = 'allocate'",
-                           1, p, PGRES_TUPLES_OK, &e);
+    PGresult *r = db_query(st->db, "SELECT batch_id FROM batch_marker WHERE run_id = $1 AND stage = $2",
+                           2, p, PGRES_TUPLES_OK, &e);
     if (!r) return;
     int n = PQntuples(r);
     const char **ids = calloc((size_t)n + 1, sizeof *ids);
     for (int i = 0; ids && i < n; i++) ids[i] = PQgetvalue(r, i, 0);
     int64_t now = 0;
-    if (ids && counter_rebuild(st->cache, st->run_id, "allocate", ids, (size_t)n, &now, err,
+    if (ids && counter_rebuild(st->cache, st->run_id, stage, ids, (size_t)n, &now, err,
                                sizeof err) == 0)
-        log_warn("completion counter of run %" PRId64 " had %" PRId64
+        log_warn("%s counter of run %" PRId64 " had %" PRId64
                  " of %d marked batches: rebuilt from the markers",
-                 st->run_id, count, n);
+                 stage, st->run_id, count, n);
     free(ids);
     PQclear(r);
 }
 
-static void show_progress(run_state *st, const char *stage, int64_t done, int final) {
+/* Progress: one rewritten line on a terminal, timestamped lines every 5 s otherwise. */
+static void show_progress(run_state *st, const char *stage, int64_t done, int64_t expected,
+                          int final) {
     static time_t last_line;
     time_t now = time(NULL);
     long elapsed = (long)(now - st->started);
-    double frac = st->expected ? (double)done / (double)st->expected : 1.0;
-    double rows_s = elapsed > 0 ? frac * (double)st->rows_pending / (double)elapsed : 0;
+    double frac = expected ? (double)done / (double)expected : 1.0;
     long eta = frac > 0 && frac < 1 ? (long)((double)elapsed * (1 - frac) / frac) : 0;
+    char rate[64] = "";
+    if (!strcmp(stage, "allocate") && elapsed > 0)
+        snprintf(rate, sizeof rate, ", %.0f rows/s", frac * (double)st->rows_pending / (double)elapsed);
     if (isatty(STDOUT_FILENO)) {
-        printf("\r%-9s batches %" PRId64 "/%" PRId64 "  %.0f rows/s  elapsed %lds  ETA %lds   %s",
-               stage, done, st->expected, rows_s, elapsed, eta, final ? "\n" : "");
+        printf("\r%-9s batches %" PRId64 "/%" PRId64 "%s, elapsed %lds, ETA %lds   %s", stage, done,
+               expected, rate, elapsed, eta, final ? "\n" : "");
         fflush(stdout);
     } else if (final || now - last_line >= 5) {
         last_line = now;
@@ -778,21 +800,25 @@ static void show_progress(run_state *st, const char *stage, int64_t done, int fi
         struct tm tm;
         gmtime_r(&now, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("%s run %" PRId64 " %s: batches %" PRId64 "/%" PRId64 ", %.0f rows/s, elapsed %lds\n",
-               when, st->run_id, stage, done, st->expected, rows_s, elapsed);
+        printf("%s run %" PRId64 " %s: batches %" PRId64 "/%" PRId64 "%s, elapsed %lds\n", when,
+               st->run_id, stage, done, expected, rate, elapsed);
         fflush(stdout);
     }
 }
 
-/* Waits until every batch of the allocation stage has its marker. The control
- * message of the completing consumer wakes the wait early; the markers decide.
- * Returns an exit code (ALLOC_EXIT_TIMEOUT when --timeout passed). */
-static int wait_allocation(run_state *st, const char *control_queue) {
+/* Called on every poll of a stage's wait (e.g. to put lost cache entries back). */
+typedef void (*wait_hook)(run_state *st);
+
+/* Waits until every batch of a stage has its marker. The control message of
+ * the completing consumer wakes the wait early; the markers decide. Returns an
+ * exit code (ALLOC_EXIT_TIMEOUT when --timeout passed or on SIGINT/SIGTERM:
+ * the run goes on and stays resumable). */
+static int wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook hook) {
     char err[512];
     db_error e;
     int64_t last_done = -1;
     for (;;) {
-        int64_t done = markers_done(st, &e);
+        int64_t done = markers_done(st, stage, &e);
         if (done < 0) {
             if (!db_ok(st->db) && db_reset(st->db, 60000, &e) == 0) continue;
             return fail_db("count batch markers", &e);
@@ -804,9 +830,10 @@ static int wait_allocation(run_state *st, const char *control_queue) {
             fprintf(stderr, "alloc-producer: run %" PRId64 " is %s\n", st->run_id, status);
             return ALLOC_EXIT_RUNTIME;
         }
-        if (done != last_done) show_progress(st, "allocate", done, done >= st->expected);
-        if (done >= st->expected) return ALLOC_EXIT_OK;
-        if (done == last_done) rebuild_counter(st, done);
+        if (done != last_done) show_progress(st, stage, done, expected, done >= expected);
+        if (done >= expected) return ALLOC_EXIT_OK;
+        if (done == last_done) rebuild_counter(st, stage, done);
+        if (hook) hook(st);
         last_done = done;
         if (run_interrupted) {
             if (isatty(STDOUT_FILENO)) printf("\n");
@@ -818,18 +845,18 @@ static int wait_allocation(run_state *st, const char *control_queue) {
             if (isatty(STDOUT_FILENO)) printf("\n");
             fprintf(stderr,
                     "alloc-producer: run %" PRId64 " timed out after %lds with %" PRId64 " of %" PRId64
-                    " batches done; it stays resumable: alloc-producer resume --run %" PRId64 "\n",
-                    st->run_id, st->timeout_s, done, st->expected, st->run_id);
+                    " %s batches done; it stays resumable: alloc-producer resume --run %" PRId64 "\n",
+                    st->run_id, st->timeout_s, done, expected, stage, st->run_id);
             return ALLOC_EXIT_TIMEOUT;
         }
         mq_delivery d;
         int rc = mq_next(st->mq, POLL_MS, &d, err, sizeof err);
         if (rc == MQ_OK) {
             msg_any m;
-            char merr[256];
+            char merr[256] = "";
             if (msg_decode(d.body, d.len, &m, merr, sizeof merr) != 0 || m.type != MSG_STAGE_DONE ||
                 m.stage_done.run_id != st->run_id)
-                log_warn("ignoring a foreign message on %s: %s", control_queue,
+                log_warn("ignoring a foreign message on the control queue: %s",
                          m.type == MSG_STAGE_DONE ? "another run" : merr);
             msg_any_free(&m);
             mq_ack(st->mq, d.tag, err, sizeof err);
@@ -898,7 +925,10 @@ static int check_conservation(run_state *st, const char *id, char *msg, size_t l
     return bad;
 }
 
-static int aggregate(run_state *st) {
+/* Builds the base rows and roll-ups of report_after and checks conservation in
+ * one transaction, which also moves the run to its formula stage (formula
+ * batches: none when the ruleset has neither formulas nor audit rules). */
+static int aggregate(run_state *st, int has_rules) {
     char id[32];
     i64s(st->run_id, id, sizeof id);
     const char *p[] = {id};
@@ -935,27 +965,68 @@ static int aggregate(run_state *st) {
         mark_failed(st, msg);
         return ALLOC_EXIT_RUNTIME;
     }
-    static const char *const CLEANUP[] = {
-        "DELETE FROM alloc_partial WHERE run_id = $1",
-        "DELETE FROM alloc_unallocated WHERE run_id = $1",
-        "DELETE FROM run_pending WHERE run_id = $1",
-        "UPDATE alloc_run SET status = 'succeeded', stage = 'done', finished_at = now() "
+    /* the formula stage evaluates every vector: (version, data source, project) of
+     * the base rows, each data source's #TOTAL and #ALL / #TOTAL */
+    char vpm[32];
+    snprintf(vpm, sizeof vpm, "%d", has_rules ? FORMULA_VECTORS_PER_BATCH : 0);
+    const char *fp[] = {id, vpm};
+    static const char *const FINISH_ALLOCATION[] = {
+        "DELETE FROM alloc_partial WHERE run_id = $1 AND $2::int IS NOT NULL",
+        "DELETE FROM alloc_unallocated WHERE run_id = $1 AND $2::int IS NOT NULL",
+        "DELETE FROM run_pending WHERE run_id = $1 AND $2::int IS NOT NULL",
+        "UPDATE alloc_run SET stage = 'formula', formula_batches = CASE WHEN $2::int = 0 THEN 0 "
+        "  ELSE ((SELECT count(*) FROM (SELECT DISTINCT version, data_source, project_code FROM agg) a)"
+        "      + (SELECT count(*) FROM (SELECT DISTINCT version, data_source FROM agg) b)"
+        "      + (SELECT count(DISTINCT version) FROM agg) + $2::int - 1) / $2::int END "
         "WHERE run_id = $1",
-        "INSERT INTO run_log (run_id, event, detail) "
-        "SELECT run_id, 'succeeded', jsonb_build_object('period', period_code, "
-        "  'rows_pending', rows_pending, 'rows_direct', rows_direct, "
-        "  'batches', expected_batches, 'seconds', "
-        "  round(extract(epoch FROM finished_at - started_at)::numeric, 3), "
-        "  'report_rows', (SELECT count(*) FROM report_after a WHERE a.run_id = r.run_id)) "
-        "FROM alloc_run r WHERE run_id = $1",
     };
-    for (size_t i = 0; i < sizeof CLEANUP / sizeof CLEANUP[0]; i++) {
-        if (db_exec_params(st->db, CLEANUP[i], 1, p, &e) < 0) {
+    for (size_t i = 0; i < sizeof FINISH_ALLOCATION / sizeof FINISH_ALLOCATION[0]; i++) {
+        if (db_exec_params(st->db, FINISH_ALLOCATION[i], 2, fp, &e) < 0) {
             db_rollback(st->db, NULL);
-            return fail_db("finish run", &e);
+            return fail_db("finish allocation", &e);
         }
     }
-    if (db_commit(st->db, &e) != 0) return fail_db("commit run", &e);
+    if (db_commit(st->db, &e) != 0) return fail_db("commit aggregation", &e);
+    int64_t fb = 0;
+    if (db_query_int64(st->db, "SELECT formula_batches FROM alloc_run WHERE run_id = $1", 1, p, &fb,
+                       &e) < 0)
+        return fail_db("read formula batches", &e);
+    st->formula_expected = fb;
+    snprintf(st->stage, sizeof st->stage, "formula");
+    return ALLOC_EXIT_OK;
+}
+
+/* The run's last transaction: succeeded, with its run_log row. */
+static int finish(run_state *st) {
+    char id[32];
+    i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id};
+    db_error e;
+    if (db_begin(st->db, NULL, &e) != 0) return fail_db("finish run", &e);
+    int64_t n = db_exec_params(st->db,
+                               "UPDATE alloc_run SET status = 'succeeded', stage = 'done', "
+                               "finished_at = now() WHERE run_id = $1 AND status = 'running'",
+                               1, p, &e);
+    if (n <= 0) {
+        db_rollback(st->db, NULL);
+        if (n < 0) return fail_db("finish run", &e);
+        fprintf(stderr, "alloc-producer: run %s is no longer running\n", id);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    if (db_exec_params(st->db,
+                       "INSERT INTO run_log (run_id, event, detail) "
+                       "SELECT run_id, 'succeeded', jsonb_build_object('period', period_code, "
+                       "  'rows_pending', rows_pending, 'rows_direct', rows_direct, "
+                       "  'allocate_batches', expected_batches, 'formula_batches', formula_batches, "
+                       "  'seconds', round(extract(epoch FROM finished_at - started_at)::numeric, 3), "
+                       "  'report_rows', (SELECT count(*) FROM report_after a WHERE a.run_id = r.run_id), "
+                       "  'findings', (SELECT count(*) FROM audit_finding f WHERE f.run_id = r.run_id)) "
+                       "FROM alloc_run r WHERE run_id = $1",
+                       1, p, &e) < 0 ||
+        db_commit(st->db, &e) != 0) {
+        db_rollback(st->db, NULL);
+        return fail_db("finish run", &e);
+    }
     return ALLOC_EXIT_OK;
 }
 
@@ -980,6 +1051,253 @@ static void announce(run_state *st) {
         if (rc != MQ_ERR_CONN || mq_reconnect(st->mq, 3, err, sizeof err) != MQ_OK) break;
     }
     log_warn("event for run %" PRId64 " not published: %s", st->run_id, err);
+}
+
+/* ---- the formula stage (DESIGN.md 5.5) ---------------------------------------------- */
+
+/* The compiled ruleset of the run, as its snapshot stored it. */
+typedef struct run_formulas {
+    fx_ruleset *rs;
+    unsigned char *bytes;
+    size_t len;
+    char *audits;
+} run_formulas;
+
+static void run_formulas_free(run_formulas *f) {
+    fx_ruleset_free(f->rs);
+    free(f->bytes);
+    free(f->audits);
+    memset(f, 0, sizeof *f);
+}
+
+static int load_formulas(run_state *st, run_formulas *f) {
+    memset(f, 0, sizeof *f);
+    char id[32];
+    i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id};
+    db_error e;
+    PGresult *r = db_query(st->db,
+                           "SELECT encode(formulas, 'base64'), audits FROM run_public "
+                           "WHERE run_id = $1 AND formulas IS NOT NULL",
+                           1, p, PGRES_TUPLES_OK, &e);
+    if (!r) return fail_db("read the run's formulas", &e);
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        fprintf(stderr, "alloc-producer: run %s has no compiled formulas\n", id);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    /* base64 keeps the bytes intact through the text protocol */
+    const char *b64 = PQgetvalue(r, 0, 0);
+    size_t n = strlen(b64);
+    f->bytes = malloc(n / 4 * 3 + 4);
+    f->audits = strdup(PQgetvalue(r, 0, 1));
+    ALLOC_ASSERT(f->bytes && f->audits);
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *c = strchr(alphabet, b64[i]);
+        if (!c || !b64[i]) continue; /* newlines and '=' padding */
+        acc = (acc << 6) | (uint32_t)(c - alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            f->bytes[f->len++] = (unsigned char)(acc >> bits);
+        }
+    }
+    PQclear(r);
+    char err[256];
+    f->rs = fx_ruleset_deserialize(f->bytes, f->len, err, sizeof err);
+    if (!f->rs) {
+        fprintf(stderr, "alloc-producer: the compiled formulas of run %s are damaged: %s\n", id, err);
+        run_formulas_free(f);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    return ALLOC_EXIT_OK;
+}
+
+static char audits_key_buf[600];
+static const char *audits_key(const run_state *st) {
+    snprintf(audits_key_buf, sizeof audits_key_buf, "%s:audits", st->fx_key);
+    return audits_key_buf;
+}
+
+static const run_formulas *cached_formulas; /* for the wait hook */
+
+/* Puts the compiled formulas into Redis under their key (with the audit rules'
+ * severities and messages beside them) unless they are there. */
+static void cache_formulas(run_state *st) {
+    if (!cached_formulas) return;
+    redisReply *rep = cache_command(st->cache, "EXISTS %s %s", st->fx_key, audits_key(st));
+    int present = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2;
+    if (rep) freeReplyObject(rep);
+    if (present) return;
+    if (cache_set(st->cache, st->fx_key, cached_formulas->bytes, cached_formulas->len,
+                  PUBLIC_TTL_S) != 0 ||
+        cache_set(st->cache, audits_key(st), cached_formulas->audits,
+                  strlen(cached_formulas->audits), PUBLIC_TTL_S) != 0)
+        log_warn("cache formulas %s: %s", st->fx_key, cache_error(st->cache));
+}
+
+typedef struct vector_buf {
+    msg_vector *v;
+    size_t n, cap;
+    msg_item_value *items; /* items of the vector being filled */
+    size_t nitems, cap_items;
+} vector_buf;
+
+static void vector_buf_clear(vector_buf *b) {
+    for (size_t i = 0; i < b->n; i++) {
+        free((char *)b->v[i].version);
+        free((char *)b->v[i].data_source);
+        free((char *)b->v[i].project_code);
+        for (size_t k = 0; k < b->v[i].nitems; k++) free((char *)b->v[i].items[k].item_code);
+        free(b->v[i].items);
+    }
+    b->n = 0;
+}
+
+static int publish_formula_batch(run_state *st, int64_t k, vector_buf *b) {
+    char batch_id[32];
+    snprintf(batch_id, sizeof batch_id, "F%" PRId64, k);
+    msg_formula m = {
+        .run_id = st->run_id,
+        .period = st->period,
+        .ruleset = st->ruleset,
+        .stamp = st->stamp,
+        .batch_id = batch_id,
+        .fx_key = st->fx_key,
+        .expected = st->formula_expected,
+        .vectors = b->v,
+        .nvectors = b->n,
+    };
+    char err[512];
+    size_t len;
+    char *body = msg_encode_formula(&m, &len, err, sizeof err);
+    if (!body) {
+        fprintf(stderr, "alloc-producer: encode formula batch %s: %s\n", batch_id, err);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    int rc = mq_publish(st->mq, MQ_EXCHANGE_WORK, MQ_KEY_FORMULA, body, len, NULL, 0, err, sizeof err);
+    free(body);
+    if (rc != MQ_OK) {
+        fprintf(stderr, "alloc-producer: publish formula batch %s: %s\n", batch_id, err);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    return ALLOC_EXIT_OK;
+}
+
+/* Streams the base and roll-up rows of report_after vector by vector, packs
+ * FORMULA_VECTORS_PER_BATCH vectors per message and publishes the batches that
+ * have no marker yet (all of them, except on resume). Memory: one batch. */
+static int publish_formulas(run_state *st, const fx_ruleset *rs) {
+    char id[32];
+    i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id};
+    db_error e;
+    PGresult *done = db_query(st->db,
+                              "SELECT substr(batch_id, 2)::bigint FROM batch_marker "
+                              "WHERE run_id = $1 AND stage = 'formula'",
+                              1, p, PGRES_TUPLES_OK, &e);
+    if (!done) return fail_db("read formula markers", &e);
+    int ndone = PQntuples(done);
+    db_stream *s = db_stream_open(st->db,
+                                  "SELECT version, data_source, project_code, item_code, "
+                                  "(amount * 100)::bigint FROM report_after WHERE run_id = $1 "
+                                  "ORDER BY version, data_source, project_code",
+                                  1, p, &e);
+    if (!s) {
+        PQclear(done);
+        return fail_db("stream report rows", &e);
+    }
+    vector_buf b;
+    memset(&b, 0, sizeof b);
+    int64_t k = 0, published = 0;
+    int rc = ALLOC_EXIT_OK, more;
+    while (rc == ALLOC_EXIT_OK) {
+        more = db_stream_next(s, &e);
+        if (more < 0) {
+            rc = fail_db("stream report rows", &e);
+            break;
+        }
+        int new_vector = more == 0 || b.n == 0;
+        if (more && b.n > 0) {
+            const msg_vector *last = &b.v[b.n - 1];
+            new_vector = strcmp(last->version, db_stream_get(s, 0)) ||
+                         strcmp(last->data_source, db_stream_get(s, 1)) ||
+                         strcmp(last->project_code, db_stream_get(s, 2));
+        }
+        /* a batch is full when the next vector starts (or the rows end) */
+        if (new_vector && (b.n == FORMULA_VECTORS_PER_BATCH || (more == 0 && b.n > 0))) {
+            int is_done = 0;
+            for (int i = 0; i < ndone && !is_done; i++)
+                is_done = strtoll(PQgetvalue(done, i, 0), NULL, 10) == k;
+            if (!is_done) {
+                rc = publish_formula_batch(st, k, &b);
+                published++;
+            }
+            vector_buf_clear(&b);
+            k++;
+        }
+        if (more == 0 || rc != ALLOC_EXIT_OK) break;
+        long slot = fx_ruleset_slot(rs, db_stream_get(s, 3));
+        if (slot >= 0 && fx_ruleset_slot_is_formula(rs, (size_t)slot)) continue; /* a resumed run's */
+        if (new_vector) {
+            if (b.n == b.cap) {
+                b.cap = b.cap ? b.cap * 2 : 64;
+                b.v = realloc(b.v, b.cap * sizeof *b.v);
+                ALLOC_ASSERT(b.v != NULL);
+            }
+            msg_vector *v = &b.v[b.n++];
+            memset(v, 0, sizeof *v);
+            v->version = strdup(db_stream_get(s, 0));
+            v->data_source = strdup(db_stream_get(s, 1));
+            v->project_code = strdup(db_stream_get(s, 2));
+            b.cap_items = 0;
+        }
+        msg_vector *v = &b.v[b.n - 1];
+        if (v->nitems == b.cap_items) {
+            b.cap_items = b.cap_items ? b.cap_items * 2 : 64;
+            v->items = realloc(v->items, b.cap_items * sizeof *v->items);
+            ALLOC_ASSERT(v->items != NULL);
+        }
+        v->items[v->nitems].item_code = strdup(db_stream_get(s, 3));
+        v->items[v->nitems].cents = strtoll(db_stream_get(s, 4), NULL, 10);
+        v->nitems++;
+    }
+    vector_buf_clear(&b);
+    free(b.v);
+    db_stream_close(s);
+    PQclear(done);
+    if (rc == ALLOC_EXIT_OK && k != st->formula_expected) {
+        fprintf(stderr, "alloc-producer: run %s: %" PRId64 " formula batches, %" PRId64 " expected\n",
+                id, k, st->formula_expected);
+        rc = ALLOC_EXIT_RUNTIME;
+    }
+    if (rc == ALLOC_EXIT_OK) {
+        char err[512];
+        if (mq_flush(st->mq, -1, err, sizeof err) != MQ_OK) {
+            fprintf(stderr, "alloc-producer: confirm formula batches of run %s: %s\n", id, err);
+            rc = ALLOC_EXIT_RUNTIME;
+        } else {
+            log_info("run %s: %" PRId64 " formula batch(es) published", id, published);
+        }
+    }
+    return rc;
+}
+
+static int formula_stage(run_state *st) {
+    run_formulas f;
+    int rc = load_formulas(st, &f);
+    if (rc != ALLOC_EXIT_OK) return rc;
+    cached_formulas = &f;
+    cache_formulas(st);
+    rc = publish_formulas(st, f.rs);
+    if (rc == ALLOC_EXIT_OK) rc = wait_stage(st, "formula", st->formula_expected, cache_formulas);
+    cached_formulas = NULL;
+    run_formulas_free(&f);
+    return rc;
 }
 
 /* ---- driving a run ----------------------------------------------------------------- */
@@ -1018,7 +1336,8 @@ static int drive(run_state *st) {
         fprintf(stderr, "alloc-producer: control queue %s: %s\n", queue, err);
         return ALLOC_EXIT_RUNTIME;
     }
-    if (st->expected > 0) {
+    int allocating = strcmp(st->stage, "formula") != 0;
+    if (allocating && st->expected > 0) {
         rc = cache_public(st);
         if (rc != ALLOC_EXIT_OK) return rc;
         int published = 0;
@@ -1026,10 +1345,23 @@ static int drive(run_state *st) {
         if (rc != ALLOC_EXIT_OK) return rc;
         log_info("run %" PRId64 " of %s: %d bucket(s) published, %" PRId64 " batch(es) expected",
                  st->run_id, st->period, published, st->expected);
-        rc = wait_allocation(st, queue);
+        rc = wait_stage(st, "allocate", st->expected, NULL);
         if (rc != ALLOC_EXIT_OK) return rc;
     }
-    rc = aggregate(st);
+    if (allocating) {
+        run_formulas f;
+        rc = load_formulas(st, &f);
+        if (rc != ALLOC_EXIT_OK) return rc;
+        int has_rules = fx_ruleset_formula_count(f.rs) + fx_ruleset_audit_count(f.rs) > 0;
+        run_formulas_free(&f);
+        rc = aggregate(st, has_rules);
+        if (rc != ALLOC_EXIT_OK) return rc;
+    }
+    if (st->formula_expected > 0) {
+        rc = formula_stage(st);
+        if (rc != ALLOC_EXIT_OK) return rc;
+    }
+    rc = finish(st);
     if (rc != ALLOC_EXIT_OK) return rc;
     announce(st);
     mq_delete_queue(st->mq, queue, err, sizeof err);

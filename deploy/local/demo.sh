@@ -31,6 +31,11 @@ for i in 1 2; do
     pids+=($!)
 done
 
+# a demo interrupted earlier may have left its run going: abort it
+for stale in $(psql -X -tA -d "$ALLOC_PG_DSN" -c "SELECT run_id FROM alloc_run WHERE period_code = '$period' AND status = 'running'"); do
+    "$bin/alloc-producer" abort --run "$stale"
+done
+
 echo "== alloc-producer run --period $period"
 "$bin/alloc-producer" run --period "$period" --timeout 120
 

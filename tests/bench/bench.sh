@@ -17,6 +17,12 @@ mkdir -p "$logs"
 eval "$(deploy/local/cluster.sh start 2>/dev/null)"
 psql -X -q -d "$ALLOC_PG_DSN" -c "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREATE DATABASE bench"
 export ALLOC_PG_DSN="${ALLOC_PG_DSN/dbname=alloc/dbname=bench}"
+# its own vhost and Redis db, so a demo on the same cluster never meets the bench's consumers
+deploy/local/rabbitmqctl.sh delete_vhost bench >/dev/null 2>&1 || true
+deploy/local/rabbitmqctl.sh add_vhost bench >/dev/null
+deploy/local/rabbitmqctl.sh set_permissions -p bench alloc '.*' '.*' '.*' >/dev/null
+export ALLOC_AMQP_URL="${ALLOC_AMQP_URL%/*}/bench"
+export ALLOC_REDIS_URL="${ALLOC_REDIS_URL%/*}/1"
 "$bin/alloc-producer" migrate >/dev/null
 
 now() { date +%s.%N; }

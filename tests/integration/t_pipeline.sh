@@ -64,10 +64,17 @@ check "baseline has rows to compare ($nrows)" test "${nrows:-0}" -gt 1000
 cons=$(sql -c "
   SELECT count(*) FROM report_version v
   WHERE (SELECT coalesce(sum(amount), 0) FROM report_after WHERE run_id = ${run1:-0} AND version = v.version
-         AND project_code <> '#TOTAL')
+         AND project_code <> '#TOTAL' AND item_code IN (SELECT item_code FROM report_item WHERE kind = 'base'))
      <> (SELECT coalesce(sum(amount), 0) FROM ledger_entry WHERE period_code = '$PERIOD'
          AND (v.include_categories IS NULL OR category = ANY (v.include_categories)))")
 check_eq "conservation holds per version" "$cons" 0
+# the formula stage: every vector (base rows' projects and the roll-ups) has every formula item
+check_eq "every vector has every formula row" "$(sql -c "
+  SELECT (SELECT count(*) FROM report_after a JOIN report_item i ON i.item_code = a.item_code AND i.kind = 'formula'
+          WHERE a.run_id = ${run1:-0})
+       = (SELECT count(*) FROM (SELECT DISTINCT version, data_source, project_code FROM report_after WHERE run_id = ${run1:-0}) v)
+         * (SELECT count(*) FROM report_item WHERE kind = 'formula' AND ruleset = (SELECT ruleset FROM alloc_run WHERE run_id = ${run1:-0}))")" t
+check_eq "formula batches are all marked" "$(sql -c "SELECT count(*) = (SELECT formula_batches FROM alloc_run WHERE run_id = ${run1:-0}) FROM batch_marker WHERE run_id = ${run1:-0} AND stage = 'formula'")" t
 check_eq "unallocated warnings recorded" "$(sql -c "SELECT count(*) > 0 FROM audit_finding WHERE run_id = ${run1:-0} AND rule_code = 'unallocated' AND severity = 'warning'")" t
 
 # report_before: #POOL holds the pending rows, direct rows their projects

@@ -42,7 +42,8 @@ static msg_vector sample_vectors[] = {
 };
 
 static msg_formula sample_formula(void) {
-    msg_formula f = {7, "2025-01", "std", "s2", "7:formula:3", sample_vectors, 3};
+    msg_formula f = {7, "2025-01", "std", "s2", "7:formula:3", "alloc:fx:std:s2", 4,
+                     sample_vectors, 3};
     return f;
 }
 
@@ -111,7 +112,7 @@ static const char stage_done_json[] =
     "{\"v\":1,\"type\":\"stage_done\",\"run_id\":3,\"stage\":\"allocate\",\"batch_count\":0}";
 static const char formula_json[] =
     "{\"v\":1,\"type\":\"formula\",\"run_id\":3,\"period\":\"2026-01\",\"ruleset\":\"std\","
-    "\"stamp\":\"s\",\"batch_id\":\"f1\",\"vectors\":[{\"version\":\"M\",\"data_source\":\"BJ\","
+    "\"stamp\":\"s\",\"batch_id\":\"f1\",\"fx_key\":\"k\",\"expected\":2,\"vectors\":[{\"version\":\"M\",\"data_source\":\"BJ\","
     "\"project_code\":\"P1\",\"items\":[[\"A\",1],[\"B\",-2]]},{\"version\":\"F\","
     "\"data_source\":\"#ALL\",\"project_code\":\"#TOTAL\",\"items\":[]}]}";
 
