@@ -202,6 +202,7 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
         db_exec(db, "ANALYZE snap", e) != 0)
         return -1;
     log_info("snapshot: bound ledger rows in %.1fs", elapsed_since(&t0));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     n = report_rows(db,
                     "SELECT budget_item_code, account_code, count(*) FROM snap "
                     "WHERE item_code IS NULL AND $1::text IS NOT NULL AND $2::text IS NOT NULL "
@@ -211,35 +212,41 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
     if (n < 0) return -1;
     total += n;
     n = report_rows(db,
-                    "SELECT e.project_code, count(*) FROM snap e "
-                    "WHERE e.project_code IS NOT NULL AND $1::text IS NOT NULL AND $2::text IS NOT NULL "
+                    /* group first, then look each distinct code up */
+                    "SELECT e.project_code, e.n FROM (SELECT project_code, count(*) AS n FROM snap "
+                    "  WHERE project_code IS NOT NULL GROUP BY project_code) e "
+                    "WHERE $1::text IS NOT NULL AND $2::text IS NOT NULL "
                     "AND NOT EXISTS (SELECT 1 FROM project p WHERE p.project_code = e.project_code) "
-                    "GROUP BY 1 ORDER BY e.project_code COLLATE \"C\"",
+                    "ORDER BY e.project_code COLLATE \"C\"",
                     2, p, "project", e);
     if (n < 0) return -1;
     total += n;
     n = report_rows(db,
                     "SELECT b.item_code, CASE WHEN ri.item_code IS NULL "
-                    "  THEN 'does not exist in ruleset ' || $2 ELSE 'is not a base item' END, "
-                    "  count(*) FROM snap b "
+                    "  THEN 'does not exist in ruleset ' || $2 ELSE 'is not a base item' END, b.n "
+                    "FROM (SELECT item_code, count(*) AS n FROM snap WHERE item_code IS NOT NULL "
+                    "      GROUP BY item_code) b "
                     "LEFT JOIN report_item ri ON ri.ruleset = $2 AND ri.item_code = b.item_code "
-                    "WHERE b.item_code IS NOT NULL AND (ri.item_code IS NULL OR ri.kind <> 'base') "
-                    "AND $1::text IS NOT NULL "
-                    "GROUP BY 1, 2 ORDER BY b.item_code COLLATE \"C\"",
+                    "WHERE (ri.item_code IS NULL OR ri.kind <> 'base') AND $1::text IS NOT NULL "
+                    "ORDER BY b.item_code COLLATE \"C\"",
                     2, p, "item", e);
     if (n < 0) return -1;
     total += n;
     n = report_rows(db,
-                    "SELECT b.item_code, v.version, count(*) FROM snap b "
+                    "SELECT b.item_code, v.version, sum(b.n) FROM "
+                    "  (SELECT item_code, category, count(*) AS n FROM snap "
+                    "   WHERE project_code IS NULL AND item_code IS NOT NULL "
+                    "   GROUP BY item_code, category) b "
                     "JOIN report_version v ON v.include_categories IS NULL "
                     "     OR b.category = ANY (v.include_categories) "
-                    "WHERE b.project_code IS NULL AND b.item_code IS NOT NULL AND $1::text IS NOT NULL "
+                    "WHERE $1::text IS NOT NULL "
                     "AND NOT EXISTS (SELECT 1 FROM allocation_rule r WHERE r.ruleset = $2 "
                     "    AND r.version = v.version AND r.item_code IN (b.item_code, '*')) "
                     "GROUP BY 1, 2 ORDER BY b.item_code COLLATE \"C\", v.version COLLATE \"C\"",
                     2, p, "rule", e);
     if (n < 0) return -1;
     total += n;
+    log_info("snapshot: validation in %.1fs", elapsed_since(&t0));
     return total;
 }
 
@@ -271,7 +278,9 @@ static const sql_step SNAPSHOT_STEPS[] = {
      "SELECT $1::bigint, v.version, b.data_source, '#POOL', b.item_code, sum(b.amount) "
      "FROM snap b "
      "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
-     "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5"},
+     "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5 "
+     /* in key order: the primary key index then grows at its end */
+     "ORDER BY 2, 3, 4, 5"},
     {"version totals",
      /* per version: what conservation must find again at the end */
      "INSERT INTO run_version_total (run_id, version, rows, amount) "
@@ -362,7 +371,9 @@ static const char *STAMP_SQL =
 static int snapshot(run_state *st, const run_opts *o) {
     db_error e;
     const char *pp[] = {o->period};
-    if (db_begin(st->db, "REPEATABLE READ", &e) != 0) return fail_db("begin snapshot", &e);
+    if (db_begin(st->db, "REPEATABLE READ", &e) != 0 ||
+        db_exec(st->db, "SET LOCAL work_mem = '512MB'", &e) != 0)
+        return fail_db("begin snapshot", &e);
 
     /* The period row, locked against a concurrent close-period until commit. */
     PGresult *r = db_query(st->db,
@@ -892,7 +903,9 @@ static const sql_step AGGREGATE_STEPS[] = {
      "GROUP BY version, data_source, item_code "
      "UNION ALL "
      "SELECT $1::bigint, version, '#ALL', '#TOTAL', item_code, sum(cents) / 100.0 FROM agg "
-     "GROUP BY version, item_code"},
+     "GROUP BY version, item_code "
+     /* in key order: the primary key index then grows at its end */
+     "ORDER BY 2, 3, 4, 5"},
     {"unallocated findings",
      /* one 'unallocated' warning per (version, data source, item) */
      "INSERT INTO audit_finding (run_id, version, data_source, project_code, rule_code, severity, "
@@ -936,7 +949,8 @@ static int aggregate(run_state *st, int has_rules) {
     if (db_exec_params(st->db, "UPDATE alloc_run SET stage = 'aggregate' WHERE run_id = $1", 1, p,
                        &e) < 0)
         return fail_db("aggregate", &e);
-    if (db_begin(st->db, NULL, &e) != 0) return fail_db("aggregate", &e);
+    if (db_begin(st->db, NULL, &e) != 0 || db_exec(st->db, "SET LOCAL work_mem = '512MB'", &e) != 0)
+        return fail_db("aggregate", &e);
     PGresult *r = db_query(st->db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR UPDATE", 1,
                            p, PGRES_TUPLES_OK, &e);
     if (!r) return fail_db("aggregate", &e);
