@@ -4,6 +4,7 @@
 #define ALLOC_CONSUMER_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "cache.h"
@@ -34,7 +35,7 @@ typedef struct job {
 typedef struct consumer_env {
     const alloc_config *cfg;
     char name[160]; /* host:pid, recorded on batch markers */
-    volatile sig_atomic_t *stop;
+    atomic_int *stop; /* set by SIGTERM/SIGINT, read by every thread */
 } consumer_env;
 
 /* A worker thread's own connections (consumer/worker.c). */

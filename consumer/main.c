@@ -16,14 +16,17 @@
 #include "check.h"
 #include "config.h"
 #include "consumer.h"
+#include "export.h"
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
 #include "pool.h"
 
-#define USAGE "alloc-consumer [--role split|allocate|formula|all] [--threads N] [connection flags]"
+#define USAGE "alloc-consumer [--role split|allocate|formula|export|all] [--threads N] [connection flags]"
 
-static volatile sig_atomic_t stop_requested;
+/* lock-free atomic: written by the signal handler, read by every thread */
+static atomic_int stop_requested;
+static int export_role = 1; /* the export worker (consumer/export.c) runs */
 
 static void on_signal(int sig) {
     (void)sig;
@@ -115,7 +118,8 @@ static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int 
             printf("usage: %s\n\n"
                    "A worker of the alloc cluster; start any number, on any machine.\n"
                    "  --role R     split (re-batch buckets), allocate (allocate batches),\n"
-                   "               formula (formula stage), all (default: every role)\n"
+                   "               formula (formula stage), export (export files),\n"
+                   "               all (default: every role)\n"
                    "  --threads N  worker threads (default: 80%% of the cores, at least 1)\n\n%s",
                    USAGE, config_flags_help());
             exit(ALLOC_EXIT_OK);
@@ -131,9 +135,10 @@ static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int 
             *split = !strcmp(v, "split") || !strcmp(v, "all");
             *allocate = !strcmp(v, "allocate") || !strcmp(v, "all");
             *formula = !strcmp(v, "formula") || !strcmp(v, "all");
-            if (!*split && !*allocate && !*formula) {
-                fprintf(stderr, "alloc-consumer: --role %s: expected split, allocate, formula or "
-                                "all\nusage: %s\n", v, USAGE);
+            export_role = !strcmp(v, "export") || !strcmp(v, "all");
+            if (!*split && !*allocate && !*formula && !export_role) {
+                fprintf(stderr, "alloc-consumer: --role %s: expected split, allocate, formula, "
+                                "export or all\nusage: %s\n", v, USAGE);
                 return -1;
             }
         } else if (!strcmp(a, "--threads")) {
@@ -207,6 +212,7 @@ int main(int argc, char **argv) {
         mq_close(mq);
         return ALLOC_EXIT_RUNTIME;
     }
+    if (export_role) export_start(&env, threads); /* its own thread; a failure is logged */
 
     uint64_t generation = 1;
     int in_hand = 0;
@@ -259,6 +265,7 @@ int main(int argc, char **argv) {
     pool_wait(workers);
     drain_done(mq, generation);
     pool_free(workers); /* the threads close their connections as they end */
+    export_stop();      /* the export thread ends after its segment in hand */
     mq_close(mq);
     log_info("stopped");
     return ALLOC_EXIT_OK;

@@ -11,7 +11,7 @@ use_fresh_redis 5
 PERIOD=2026-10
 BASELINE=${ALLOC_BASELINE_SQL:-$repo/../shared/bench/sql_baseline.sql}
 LOGS=$repo/.run/test-logs/t_pipeline
-mkdir -p "$LOGS"
+rm -rf "$LOGS"; mkdir -p "$LOGS"
 
 consumers=()
 start_consumers() { # N
