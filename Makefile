@@ -5,7 +5,7 @@ BUILD    := build$(if $(SANITIZE),/$(SANITIZE),)
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -pthread -Icommon -I/usr/include/postgresql
-LDLIBS   := -lrabbitmq -lhiredis -lpq -ljansson -lcrypto -lz -lm -pthread
+LDLIBS   := -lrabbitmq -lhiredis -lpq -ljansson -lxlsxwriter -lcrypto -lz -lm -pthread
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=$(SANITIZE)
@@ -88,3 +88,18 @@ cluster-stop:
 
 clean:
 	rm -rf build
+
+# ---- fuzzing of the fx module (clang + libFuzzer; not part of `all`) ----------
+# `make fuzz` builds build/fuzz/fuzz_fx from the fx sources directly. Run it with
+#   build/fuzz/fuzz_fx -timeout=5 -max_total_time=600 -print_final_stats=1 FRESH_DIR tests/fx/corpus
+# then keep the corpus small: build/fuzz/fuzz_fx -merge=1 tests/fx/corpus FRESH_DIR
+FX_SRC := $(wildcard common/fx*.c)
+.PHONY: fuzz
+fuzz: build/fuzz/fuzz_fx
+build/fuzz/fuzz_fx: tests/fuzz/fuzz_fx.c $(FX_SRC) $(wildcard common/fx*.h)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -std=c11 -Wall -Wextra -D_DEFAULT_SOURCE -Icommon \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ tests/fuzz/fuzz_fx.c $(FX_SRC) -lm
+# test_fx replays the corpus with the fuzz target's code (it includes the file).
+$(BUILD)/tests/unit/test_fx.o: tests/fuzz/fuzz_fx.c

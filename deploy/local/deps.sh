@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential pkg-config
-    librabbitmq-dev libhiredis-dev libpq-dev libjansson-dev zlib1g-dev libssl-dev
+    librabbitmq-dev libhiredis-dev libpq-dev libjansson-dev zlib1g-dev libssl-dev libxlsxwriter-dev
     rabbitmq-server redis-server postgresql postgresql-contrib
     docker-compose
 )
