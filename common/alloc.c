@@ -16,21 +16,26 @@ alloc_scratch *alloc_scratch_new(void) {
 }
 
 void alloc_scratch_free(alloc_scratch *s) {
-    if (!s) return;
+    if (!s)
+        return;
     free(s->rem);
     free(s->order);
     free(s);
 }
 
 static int scratch_reserve(alloc_scratch *s, size_t n) {
-    if (n <= s->cap) return 0;
+    if (n <= s->cap)
+        return 0;
     size_t cap = s->cap ? s->cap : 64;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     alloc_u128 *rem = realloc(s->rem, cap * sizeof *rem);
-    if (!rem) return -1;
+    if (!rem)
+        return -1;
     s->rem = rem;
     size_t *order = realloc(s->order, cap * sizeof *order);
-    if (!order) return -1;
+    if (!order)
+        return -1;
     s->order = order;
     s->cap = cap;
     return 0;
@@ -63,7 +68,8 @@ static void select_best(const alloc_u128 *rem, size_t *order, size_t lo, size_t 
         order[store] = pivot;
         /* order[lo..store-1] rank before the pivot, which sits at `store`. */
         size_t rank = store - lo + 1;
-        if (rank == k) return;
+        if (rank == k)
+            return;
         if (k < rank) {
             hi = store - 1;
         } else {
@@ -75,8 +81,10 @@ static void select_best(const alloc_u128 *rem, size_t *order, size_t lo, size_t 
 
 alloc_split_result alloc_split(int64_t amount_cents, const uint64_t *weights, size_t n,
                                alloc_u128 total_weight, int64_t *shares, alloc_scratch *scratch) {
-    if (n == 0 || total_weight == 0) return ALLOC_SPLIT_UNALLOCATED;
-    if (scratch_reserve(scratch, n) != 0) return ALLOC_SPLIT_NOMEM;
+    if (n == 0 || total_weight == 0)
+        return ALLOC_SPLIT_UNALLOCATED;
+    if (scratch_reserve(scratch, n) != 0)
+        return ALLOC_SPLIT_NOMEM;
 
     int negative = amount_cents < 0;
     uint64_t a = negative ? (uint64_t)0 - (uint64_t)amount_cents : (uint64_t)amount_cents;
@@ -114,43 +122,55 @@ alloc_split_result alloc_split(int64_t amount_cents, const uint64_t *weights, si
     uint64_t left = a - given;
     if (left > 0) {
         size_t *order = scratch->order;
-        for (size_t i = 0; i < n; i++) order[i] = i;
-        if (left < n) select_best(rem, order, 0, n - 1, (size_t)left);
-        for (size_t i = 0; i < left && i < n; i++) shares[order[i]]++;
+        for (size_t i = 0; i < n; i++)
+            order[i] = i;
+        if (left < n)
+            select_best(rem, order, 0, n - 1, (size_t)left);
+        for (size_t i = 0; i < left && i < n; i++)
+            shares[order[i]]++;
     }
     if (negative)
-        for (size_t i = 0; i < n; i++) shares[i] = -shares[i];
+        for (size_t i = 0; i < n; i++)
+            shares[i] = -shares[i];
     return ALLOC_SPLIT_OK;
 }
 
 int alloc_parse_scaled(const char *text, int scale, int64_t *out) {
     const char *p = text;
     int negative = 0;
-    if (*p == '-' || *p == '+') negative = *p++ == '-';
-    if (!(*p >= '0' && *p <= '9') && !(*p == '.' && p[1] >= '0' && p[1] <= '9')) return -1;
+    if (*p == '-' || *p == '+')
+        negative = *p++ == '-';
+    if (!(*p >= '0' && *p <= '9') && !(*p == '.' && p[1] >= '0' && p[1] <= '9'))
+        return -1;
     uint64_t v = 0;
     const uint64_t limit = (uint64_t)INT64_MAX;
     for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (limit - (uint64_t)(*p - '0')) / 10) return -1;
+        if (v > (limit - (uint64_t)(*p - '0')) / 10)
+            return -1;
         v = v * 10 + (uint64_t)(*p - '0');
     }
     int decimals = 0;
     if (*p == '.') {
         p++;
-        if (!(*p >= '0' && *p <= '9')) return -1;
+        if (!(*p >= '0' && *p <= '9'))
+            return -1;
         for (; *p >= '0' && *p <= '9'; p++) {
             if (decimals == scale) {
-                if (*p != '0') return -1; /* more precision than the scale holds */
+                if (*p != '0')
+                    return -1; /* more precision than the scale holds */
                 continue;
             }
-            if (v > (limit - (uint64_t)(*p - '0')) / 10) return -1;
+            if (v > (limit - (uint64_t)(*p - '0')) / 10)
+                return -1;
             v = v * 10 + (uint64_t)(*p - '0');
             decimals++;
         }
     }
-    if (*p != '\0') return -1;
+    if (*p != '\0')
+        return -1;
     for (; decimals < scale; decimals++) {
-        if (v > limit / 10) return -1;
+        if (v > limit / 10)
+            return -1;
         v *= 10;
     }
     *out = negative ? -(int64_t)v : (int64_t)v;
@@ -167,8 +187,10 @@ char *alloc_format_cents(int64_t cents, char *buf) {
         units /= 10;
     } while (units);
     char *o = buf;
-    if (cents < 0) *o++ = '-';
-    while (len) *o++ = tmp[--len];
+    if (cents < 0)
+        *o++ = '-';
+    while (len)
+        *o++ = tmp[--len];
     *o++ = '.';
     *o++ = (char)('0' + (m % 100) / 10);
     *o++ = (char)('0' + m % 10);

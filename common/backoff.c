@@ -6,12 +6,15 @@
 
 int backoff_next_ms(backoff *b) {
     long d = b->base_ms;
-    for (int i = 0; i < b->attempt && d < b->max_ms; i++) d *= 2;
-    if (d > b->max_ms) d = b->max_ms;
+    for (int i = 0; i < b->attempt && d < b->max_ms; i++)
+        d *= 2;
+    if (d > b->max_ms)
+        d = b->max_ms;
     b->attempt++;
     /* jitter so that replicas that lost a server together do not return in step */
     long j = d / 4;
-    if (j > 0) d += (long)(((unsigned)rand() % (unsigned)(2 * j + 1))) - j;
+    if (j > 0)
+        d += (long)(((unsigned)rand() % (unsigned)(2 * j + 1))) - j;
     return (int)d;
 }
 

@@ -4,12 +4,13 @@
 #define ALLOC_BACKOFF_H
 
 typedef struct backoff {
-    int attempt;   /* attempts so far */
-    int base_ms;   /* first delay */
-    int max_ms;    /* cap of one delay */
+    int attempt; /* attempts so far */
+    int base_ms; /* first delay */
+    int max_ms;  /* cap of one delay */
 } backoff;
 
-#define BACKOFF_INIT {0, 100, 5000}
+#define BACKOFF_INIT                                                                               \
+    { 0, 100, 5000 }
 
 /* The delay before the next attempt (base * 2^attempt, capped, +-25% jitter);
  * counts the attempt. */

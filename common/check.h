@@ -19,7 +19,7 @@ enum {
 #define ALLOC_ASSERT(cond)                                                                         \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "alloc: assertion failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, "alloc: assertion failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);  \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

@@ -17,11 +17,16 @@ void config_load(alloc_config *cfg) {
 }
 
 int config_apply_flag(alloc_config *cfg, const char *flag, const char *value) {
-    if (!strcmp(flag, "--pg-dsn")) cfg->pg_dsn = value;
-    else if (!strcmp(flag, "--amqp-url")) cfg->amqp_url = value;
-    else if (!strcmp(flag, "--redis-url")) cfg->redis_url = value;
-    else if (!strcmp(flag, "--file-store")) cfg->file_store = value;
-    else return 0;
+    if (!strcmp(flag, "--pg-dsn"))
+        cfg->pg_dsn = value;
+    else if (!strcmp(flag, "--amqp-url"))
+        cfg->amqp_url = value;
+    else if (!strcmp(flag, "--redis-url"))
+        cfg->redis_url = value;
+    else if (!strcmp(flag, "--file-store"))
+        cfg->file_store = value;
+    else
+        return 0;
     return 1;
 }
 

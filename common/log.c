@@ -19,10 +19,14 @@ void log_init(const char *program) {
     log_program = program;
     const char *lv = getenv("ALLOC_LOG_LEVEL");
     if (lv) {
-        if (!strcasecmp(lv, "debug")) log_min = LOG_DEBUG;
-        else if (!strcasecmp(lv, "info")) log_min = LOG_INFO;
-        else if (!strcasecmp(lv, "warn")) log_min = LOG_WARN;
-        else if (!strcasecmp(lv, "error")) log_min = LOG_ERROR;
+        if (!strcasecmp(lv, "debug"))
+            log_min = LOG_DEBUG;
+        else if (!strcasecmp(lv, "info"))
+            log_min = LOG_INFO;
+        else if (!strcasecmp(lv, "warn"))
+            log_min = LOG_WARN;
+        else if (!strcasecmp(lv, "error"))
+            log_min = LOG_ERROR;
     }
 }
 
@@ -43,7 +47,8 @@ void log_set_batch(const char *batch_id) {
 
 void log_write(log_level level, const char *fmt, ...) {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-    if (level < log_min) return;
+    if (level < log_min)
+        return;
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -54,8 +59,10 @@ void log_write(log_level level, const char *fmt, ...) {
 
     char ctx[160] = "";
     size_t n = 0;
-    if (log_run) n += (size_t)snprintf(ctx + n, sizeof ctx - n, " run=%lld", (long long)log_run);
-    if (log_batch[0] && n < sizeof ctx) snprintf(ctx + n, sizeof ctx - n, " batch=%s", log_batch);
+    if (log_run)
+        n += (size_t)snprintf(ctx + n, sizeof ctx - n, " run=%lld", (long long)log_run);
+    if (log_batch[0] && n < sizeof ctx)
+        snprintf(ctx + n, sizeof ctx - n, " batch=%s", log_batch);
 
     char msg[2048];
     va_list ap;

@@ -101,10 +101,10 @@ static const field_spec bucket_fields[] = {
 };
 
 static const field_spec batch_fields[] = {
-    F(msg_batch, run_id, FK_ID),     F(msg_batch, period, FK_PERIOD),
-    F(msg_batch, ruleset, FK_NAME),  F(msg_batch, stamp, FK_NAME),
-    F(msg_batch, batch_id, FK_NAME), F(msg_batch, data_source, FK_NAME),
-    F(msg_batch, detail, FK_BOOL),   F(msg_batch, public_key, FK_NAME),
+    F(msg_batch, run_id, FK_ID),      F(msg_batch, period, FK_PERIOD),
+    F(msg_batch, ruleset, FK_NAME),   F(msg_batch, stamp, FK_NAME),
+    F(msg_batch, batch_id, FK_NAME),  F(msg_batch, data_source, FK_NAME),
+    F(msg_batch, detail, FK_BOOL),    F(msg_batch, public_key, FK_NAME),
     F(msg_batch, expected, FK_COUNT), A(msg_batch, rows, FK_ROWS, nrows),
 };
 
@@ -115,9 +115,9 @@ static const field_spec stage_done_fields[] = {
 };
 
 static const field_spec formula_fields[] = {
-    F(msg_formula, run_id, FK_ID),     F(msg_formula, period, FK_PERIOD),
-    F(msg_formula, ruleset, FK_NAME),  F(msg_formula, stamp, FK_NAME),
-    F(msg_formula, batch_id, FK_NAME), F(msg_formula, fx_key, FK_NAME),
+    F(msg_formula, run_id, FK_ID),      F(msg_formula, period, FK_PERIOD),
+    F(msg_formula, ruleset, FK_NAME),   F(msg_formula, stamp, FK_NAME),
+    F(msg_formula, batch_id, FK_NAME),  F(msg_formula, fx_key, FK_NAME),
     F(msg_formula, expected, FK_COUNT), A(msg_formula, vectors, FK_VECTORS, nvectors),
 };
 

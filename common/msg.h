@@ -40,7 +40,7 @@ typedef struct msg_bucket {
     const char *bucket_id;
     const char *data_source;
     bool detail;
-    int64_t batch_size; /* rows per batch the split stage cuts */
+    int64_t batch_size;     /* rows per batch the split stage cuts */
     const char *public_key; /* Redis key of the run's public data (rules, projects, drivers) */
     int64_t expected;       /* batches of the run's allocation stage, for the completion counter */
     msg_row *rows;

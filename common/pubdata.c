@@ -18,7 +18,8 @@ typedef struct strmap {
 
 static uint64_t str_hash(const char *s) {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
@@ -32,9 +33,11 @@ static int strmap_grow(strmap *m) {
         return -1;
     }
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i]) continue;
+        if (!m->keys[i])
+            continue;
         size_t j = str_hash(m->keys[i]) & (cap - 1);
-        while (keys[j]) j = (j + 1) & (cap - 1);
+        while (keys[j])
+            j = (j + 1) & (cap - 1);
         keys[j] = m->keys[i];
         values[j] = m->values[i];
     }
@@ -48,10 +51,12 @@ static int strmap_grow(strmap *m) {
 
 /* Sets key -> value unless key is present; returns the value now stored, NULL on OOM. */
 static void *strmap_put(strmap *m, const char *key, void *value) {
-    if ((m->len + 1) * 2 > m->cap && strmap_grow(m) != 0) return NULL;
+    if ((m->len + 1) * 2 > m->cap && strmap_grow(m) != 0)
+        return NULL;
     size_t j = str_hash(key) & (m->cap - 1);
     while (m->keys[j]) {
-        if (!strcmp(m->keys[j], key)) return m->values[j];
+        if (!strcmp(m->keys[j], key))
+            return m->values[j];
         j = (j + 1) & (m->cap - 1);
     }
     m->keys[j] = key;
@@ -61,10 +66,12 @@ static void *strmap_put(strmap *m, const char *key, void *value) {
 }
 
 static void *strmap_get(const strmap *m, const char *key) {
-    if (!m->cap) return NULL;
+    if (!m->cap)
+        return NULL;
     size_t j = str_hash(key) & (m->cap - 1);
     while (m->keys[j]) {
-        if (!strcmp(m->keys[j], key)) return m->values[j];
+        if (!strcmp(m->keys[j], key))
+            return m->values[j];
         j = (j + 1) & (m->cap - 1);
     }
     return NULL;
@@ -134,7 +141,8 @@ static const char *str_at(json_t *arr, size_t i) {
 }
 
 static int parse_versions(pubdata *pd, json_t *arr, char *err, size_t errlen) {
-    if (!json_is_array(arr)) return fail(err, errlen, "\"versions\": expected an array");
+    if (!json_is_array(arr))
+        return fail(err, errlen, "\"versions\": expected an array");
     if (json_array_size(arr) > PUBDATA_MAX_VERSIONS)
         return fail(err, errlen, "\"versions\": more than %d versions", PUBDATA_MAX_VERSIONS);
     size_t i;
@@ -150,11 +158,13 @@ static int parse_versions(pubdata *pd, json_t *arr, char *err, size_t errlen) {
         if (!v->all_categories) {
             v->n_categories = json_array_size(cats);
             v->categories = calloc(v->n_categories + 1, sizeof *v->categories);
-            if (!v->categories) return fail(err, errlen, "out of memory");
+            if (!v->categories)
+                return fail(err, errlen, "out of memory");
             for (size_t c = 0; c < v->n_categories; c++) {
                 v->categories[c] = str_at(cats, c);
                 if (!v->categories[c])
-                    return fail(err, errlen, "versions[%zu] categories[%zu]: expected a string", i, c);
+                    return fail(err, errlen, "versions[%zu] categories[%zu]: expected a string", i,
+                                c);
             }
         }
     }
@@ -163,10 +173,12 @@ static int parse_versions(pubdata *pd, json_t *arr, char *err, size_t errlen) {
 }
 
 static int parse_projects(pubdata *pd, json_t *arr, char *err, size_t errlen) {
-    if (!json_is_array(arr)) return fail(err, errlen, "\"projects\": expected an array");
+    if (!json_is_array(arr))
+        return fail(err, errlen, "\"projects\": expected an array");
     pd->n_projects = json_array_size(arr);
     pd->projects = calloc(pd->n_projects + 1, sizeof *pd->projects);
-    if (!pd->projects) return fail(err, errlen, "out of memory");
+    if (!pd->projects)
+        return fail(err, errlen, "out of memory");
     size_t i;
     json_t *row;
     json_array_foreach(arr, i, row) {
@@ -188,20 +200,24 @@ static int parse_projects(pubdata *pd, json_t *arr, char *err, size_t errlen) {
 
 static driver_info *driver_named(pubdata *pd, const char *name) {
     for (size_t d = 0; d < pd->n_drivers; d++)
-        if (!strcmp(pd->drivers[d].name, name)) return &pd->drivers[d];
+        if (!strcmp(pd->drivers[d].name, name))
+            return &pd->drivers[d];
     driver_info *grown = realloc(pd->drivers, (pd->n_drivers + 1) * sizeof *grown);
-    if (!grown) return NULL;
+    if (!grown)
+        return NULL;
     pd->drivers = grown;
     driver_info *d = &pd->drivers[pd->n_drivers];
     d->name = name;
     d->weight = calloc(pd->n_projects + 1, sizeof *d->weight);
-    if (!d->weight) return NULL;
+    if (!d->weight)
+        return NULL;
     pd->n_drivers++;
     return d;
 }
 
 static int parse_drivers(pubdata *pd, json_t *arr, char *err, size_t errlen) {
-    if (!json_is_array(arr)) return fail(err, errlen, "\"drivers\": expected an array");
+    if (!json_is_array(arr))
+        return fail(err, errlen, "\"drivers\": expected an array");
     size_t i;
     json_t *row;
     json_array_foreach(arr, i, row) {
@@ -212,20 +228,24 @@ static int parse_drivers(pubdata *pd, json_t *arr, char *err, size_t errlen) {
         if (alloc_parse_scaled(value, 6, &w) != 0 || w < 0)
             return fail(err, errlen, "drivers[%zu]: bad value \"%s\"", i, value);
         uintptr_t p = (uintptr_t)strmap_get(&pd->project_map, code);
-        if (!p) continue; /* an inactive project is never a target */
+        if (!p)
+            continue; /* an inactive project is never a target */
         driver_info *d = driver_named(pd, name);
-        if (!d) return fail(err, errlen, "out of memory");
+        if (!d)
+            return fail(err, errlen, "out of memory");
         d->weight[p - 1] = (uint64_t)w;
     }
     return 0;
 }
 
 static int parse_rules(pubdata *pd, json_t *arr, char *err, size_t errlen) {
-    if (!json_is_array(arr)) return fail(err, errlen, "\"rules\": expected an array");
+    if (!json_is_array(arr))
+        return fail(err, errlen, "\"rules\": expected an array");
     pd->n_rules = json_array_size(arr);
     pd->rules = calloc(pd->n_rules + 1, sizeof *pd->rules);
     pd->rule_keys = calloc(pd->n_rules + 1, sizeof *pd->rule_keys);
-    if (!pd->rules || !pd->rule_keys) return fail(err, errlen, "out of memory");
+    if (!pd->rules || !pd->rule_keys)
+        return fail(err, errlen, "out of memory");
     size_t i;
     json_t *row;
     json_array_foreach(arr, i, row) {
@@ -235,18 +255,25 @@ static int parse_rules(pubdata *pd, json_t *arr, char *err, size_t errlen) {
             !scope)
             return fail(err, errlen, "rules[%zu]: expected [version, item, driver, scope]", i);
         size_t v = 0;
-        while (v < pd->n_versions && strcmp(pd->versions[v].name, version)) v++;
-        if (v == pd->n_versions) continue; /* a rule of a version not in report_version */
+        while (v < pd->n_versions && strcmp(pd->versions[v].name, version))
+            v++;
+        if (v == pd->n_versions)
+            continue; /* a rule of a version not in report_version */
         pubdata_rule *r = &pd->rules[i];
         r->driver = driver;
-        if (!strcmp(scope, "city")) r->scope = PUBDATA_SCOPE_CITY;
-        else if (!strcmp(scope, "company")) r->scope = PUBDATA_SCOPE_COMPANY;
-        else return fail(err, errlen, "rules[%zu]: unknown scope \"%s\"", i, scope);
+        if (!strcmp(scope, "city"))
+            r->scope = PUBDATA_SCOPE_CITY;
+        else if (!strcmp(scope, "company"))
+            r->scope = PUBDATA_SCOPE_COMPANY;
+        else
+            return fail(err, errlen, "rules[%zu]: unknown scope \"%s\"", i, scope);
         size_t klen = strlen(item) + 8;
         pd->rule_keys[i] = malloc(klen);
-        if (!pd->rule_keys[i]) return fail(err, errlen, "out of memory");
+        if (!pd->rule_keys[i])
+            return fail(err, errlen, "out of memory");
         snprintf(pd->rule_keys[i], klen, "%zu\x1f%s", v, item);
-        if (!strmap_put(&pd->rule_map, pd->rule_keys[i], r)) return fail(err, errlen, "out of memory");
+        if (!strmap_put(&pd->rule_map, pd->rule_keys[i], r))
+            return fail(err, errlen, "out of memory");
     }
     return 0;
 }
@@ -254,14 +281,16 @@ static int parse_rules(pubdata *pd, json_t *arr, char *err, size_t errlen) {
 static char *group_key(const char *driver, pubdata_scope scope, const char *key) {
     size_t len = strlen(driver) + strlen(key) + 5;
     char *k = malloc(len);
-    if (k) snprintf(k, len, "%s\x1f%d\x1f%s", driver, (int)scope, key);
+    if (k)
+        snprintf(k, len, "%s\x1f%d\x1f%s", driver, (int)scope, key);
     return k;
 }
 
 /* Builds the group of (driver, scope, key) unless it exists. */
 static int add_group(pubdata *pd, const char *driver, pubdata_scope scope, const char *key) {
     char *k = group_key(driver, scope, key);
-    if (!k) return -1;
+    if (!k)
+        return -1;
     if (strmap_get(&pd->group_map, k)) {
         free(k);
         return 0;
@@ -279,21 +308,25 @@ static int add_group(pubdata *pd, const char *driver, pubdata_scope scope, const
     int equal = !strcmp(driver, "equal");
     const driver_info *d = NULL;
     for (size_t i = 0; i < pd->n_drivers; i++)
-        if (!strcmp(pd->drivers[i].name, driver)) d = &pd->drivers[i];
+        if (!strcmp(pd->drivers[i].name, driver))
+            d = &pd->drivers[i];
     size_t n = 0;
     for (size_t p = 0; p < pd->n_projects; p++) {
-        const char *pk = scope == PUBDATA_SCOPE_CITY ? pd->projects[p].data_source
-                                                     : pd->projects[p].company;
-        if (!strcmp(pk, key)) n++;
+        const char *pk =
+            scope == PUBDATA_SCOPE_CITY ? pd->projects[p].data_source : pd->projects[p].company;
+        if (!strcmp(pk, key))
+            n++;
     }
     g->project = calloc(n + 1, sizeof *g->project);
     g->weight = calloc(n + 1, sizeof *g->weight);
-    if (!g->project || !g->weight) return -1;
+    if (!g->project || !g->weight)
+        return -1;
     n = 0;
     for (size_t p = 0; p < pd->n_projects; p++) {
-        const char *pk = scope == PUBDATA_SCOPE_CITY ? pd->projects[p].data_source
-                                                     : pd->projects[p].company;
-        if (strcmp(pk, key)) continue;
+        const char *pk =
+            scope == PUBDATA_SCOPE_CITY ? pd->projects[p].data_source : pd->projects[p].company;
+        if (strcmp(pk, key))
+            continue;
         g->project[n] = (uint32_t)p;
         g->weight[n] = equal ? 1 : d ? d->weight[p] : 0;
         g->group.total_weight += g->weight[n];
@@ -309,17 +342,20 @@ static int add_group(pubdata *pd, const char *driver, pubdata_scope scope, const
  * rules over each data source or company that has an active project. */
 static int build_groups(pubdata *pd) {
     for (size_t r = 0; r < pd->n_rules; r++) {
-        if (!pd->rule_keys[r]) continue;
+        if (!pd->rule_keys[r])
+            continue;
         const pubdata_rule *rule = &pd->rules[r];
         int seen = 0;
         for (size_t e = 0; e < r && !seen; e++)
             seen = pd->rule_keys[e] && pd->rules[e].scope == rule->scope &&
                    !strcmp(pd->rules[e].driver, rule->driver);
-        if (seen) continue;
+        if (seen)
+            continue;
         for (size_t p = 0; p < pd->n_projects; p++) {
             const char *key = rule->scope == PUBDATA_SCOPE_CITY ? pd->projects[p].data_source
                                                                 : pd->projects[p].company;
-            if (add_group(pd, rule->driver, rule->scope, key) != 0) return -1;
+            if (add_group(pd, rule->driver, rule->scope, key) != 0)
+                return -1;
         }
     }
     return 0;
@@ -334,7 +370,8 @@ pubdata *pubdata_parse(const char *json, size_t len, char *err, size_t errlen) {
     json_error_t jerr;
     pd->doc = json_loadb(json, len, 0, &jerr);
     if (!pd->doc) {
-        fail(err, errlen, "public data is not JSON: %s at %d:%d", jerr.text, jerr.line, jerr.column);
+        fail(err, errlen, "public data is not JSON: %s at %d:%d", jerr.text, jerr.line,
+             jerr.column);
         goto bad;
     }
     if (!json_is_object(pd->doc)) {
@@ -357,11 +394,15 @@ bad:
 }
 
 void pubdata_free(pubdata *pd) {
-    if (!pd) return;
-    for (size_t v = 0; v < pd->n_versions; v++) free(pd->versions[v].categories);
-    for (size_t d = 0; d < pd->n_drivers; d++) free(pd->drivers[d].weight);
+    if (!pd)
+        return;
+    for (size_t v = 0; v < pd->n_versions; v++)
+        free(pd->versions[v].categories);
+    for (size_t d = 0; d < pd->n_drivers; d++)
+        free(pd->drivers[d].weight);
     free(pd->drivers);
-    for (size_t r = 0; r < pd->n_rules; r++) free(pd->rule_keys[r]);
+    for (size_t r = 0; r < pd->n_rules; r++)
+        free(pd->rule_keys[r]);
     free(pd->rule_keys);
     free(pd->rules);
     for (size_t g = 0; g < pd->n_groups; g++) {
@@ -389,9 +430,11 @@ const char *pubdata_version_name(const pubdata *pd, size_t v) {
 
 int pubdata_includes(const pubdata *pd, size_t v, const char *category) {
     const version_info *vi = &pd->versions[v];
-    if (vi->all_categories) return 1;
+    if (vi->all_categories)
+        return 1;
     for (size_t c = 0; c < vi->n_categories; c++)
-        if (!strcmp(vi->categories[c], category)) return 1;
+        if (!strcmp(vi->categories[c], category))
+            return 1;
     return 0;
 }
 
@@ -399,7 +442,8 @@ const pubdata_rule *pubdata_rule_for(const pubdata *pd, size_t v, const char *it
     char key[512];
     if ((size_t)snprintf(key, sizeof key, "%zu\x1f%s", v, item_code) < sizeof key) {
         const pubdata_rule *r = strmap_get(&pd->rule_map, key);
-        if (r) return r;
+        if (r)
+            return r;
     }
     snprintf(key, sizeof key, "%zu\x1f*", v);
     return strmap_get(&pd->rule_map, key);

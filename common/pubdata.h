@@ -39,8 +39,9 @@ typedef struct pubdata_rule {
  * Document:
  *   {"versions": [["M", null], ["F", ["gl", "rent"]]],           -- null: all categories
  *    "rules":    [["M", "*", "headcount", "city"], ...],          -- version, item, driver, scope
- *    "projects": [["P001", "C01", "BJ"], ...],                    -- active projects: code, company, data source
- *    "drivers":  [["headcount", "P001", "12.500000"], ...]}       -- driver, project, value */
+ *    "projects": [["P001", "C01", "BJ"], ...],                    -- active projects: code,
+ * company, data source "drivers":  [["headcount", "P001", "12.500000"], ...]}       -- driver,
+ * project, value */
 pubdata *pubdata_parse(const char *json, size_t len, char *err, size_t errlen);
 void pubdata_free(pubdata *pd);
 

@@ -13,18 +13,18 @@ static int harness_failed_checks;
     do {                                                                                           \
         if (!(cond)) {                                                                             \
             harness_failed_checks++;                                                               \
-            fprintf(stderr, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);            \
+            fprintf(stderr, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);             \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fputc('\n', stderr);                                                                   \
         }                                                                                          \
     } while (0)
 
 #define CHECK_EQ_LL(got, want)                                                                     \
-    CHECK((long long)(got) == (long long)(want), "got %lld, want %lld", (long long)(got),         \
+    CHECK((long long)(got) == (long long)(want), "got %lld, want %lld", (long long)(got),          \
           (long long)(want))
 
 #define CHECK_STR(got, want)                                                                       \
-    CHECK((got) != NULL && strcmp((got), (want)) == 0, "got \"%s\", want \"%s\"",                \
+    CHECK((got) != NULL && strcmp((got), (want)) == 0, "got \"%s\", want \"%s\"",                  \
           (got) ? (got) : "(null)", (want))
 
 typedef struct harness_case {
@@ -32,7 +32,8 @@ typedef struct harness_case {
     void (*fn)(void);
 } harness_case;
 
-#define TEST(fn) {#fn, fn}
+#define TEST(fn)                                                                                   \
+    { #fn, fn }
 
 #define TEST_MAIN(...)                                                                             \
     int main(void) {                                                                               \

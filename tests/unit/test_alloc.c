@@ -7,7 +7,8 @@
 
 static alloc_u128 sum_w(const uint64_t *w, size_t n) {
     alloc_u128 s = 0;
-    for (size_t i = 0; i < n; i++) s += w[i];
+    for (size_t i = 0; i < n; i++)
+        s += w[i];
     return s;
 }
 
@@ -66,14 +67,16 @@ static void amounts_near_the_numeric_limit(void) {
     /* |amount| = 999,999,999,999,999.99 and weights 999,999,999,999.999999 (x10^6):
      * products near 10^35 and, with 20 targets, W beyond 64 bits. */
     uint64_t w[20];
-    for (int i = 0; i < 20; i++) w[i] = 999999999999999999ULL - (uint64_t)i;
+    for (int i = 0; i < 20; i++)
+        w[i] = 999999999999999999ULL - (uint64_t)i;
     alloc_scratch *s = alloc_scratch_new();
     int64_t shares[20];
     for (int sign = -1; sign <= 1; sign += 2) {
         int64_t amount = sign * ALLOC_MAX_CENTS;
         CHECK(alloc_split(amount, w, 20, sum_w(w, 20), shares, s) == ALLOC_SPLIT_OK, "ok");
         int64_t total = 0;
-        for (int i = 0; i < 20; i++) total += shares[i];
+        for (int i = 0; i < 20; i++)
+            total += shares[i];
         CHECK(total == amount, "sum %lld, want %lld", (long long)total, (long long)amount);
         /* nearly equal weights: every share within a cent of the mean */
         for (int i = 0; i < 20; i++) {
@@ -91,7 +94,8 @@ static void amounts_near_the_numeric_limit(void) {
 static const alloc_u128 *ref_rem;
 static int ref_cmp(const void *x, const void *y) {
     size_t i = *(const size_t *)x, j = *(const size_t *)y;
-    if (ref_rem[i] != ref_rem[j]) return ref_rem[i] > ref_rem[j] ? -1 : 1;
+    if (ref_rem[i] != ref_rem[j])
+        return ref_rem[i] > ref_rem[j] ? -1 : 1;
     return i < j ? -1 : 1;
 }
 
@@ -110,9 +114,11 @@ static void reference_split(int64_t amount, const uint64_t *w, size_t n, int64_t
     }
     ref_rem = rem;
     qsort(idx, n, sizeof idx[0], ref_cmp);
-    for (uint64_t k = 0; k < a - given; k++) out[idx[k]]++;
+    for (uint64_t k = 0; k < a - given; k++)
+        out[idx[k]]++;
     if (amount < 0)
-        for (size_t i = 0; i < n; i++) out[i] = -out[i];
+        for (size_t i = 0; i < n; i++)
+            out[i] = -out[i];
 }
 
 static uint64_t rng_state = 88172645463325252ULL;
@@ -131,28 +137,40 @@ static void matches_reference_on_random_cases(void) {
         uint64_t w[64];
         for (size_t i = 0; i < n; i++) {
             switch (rnd() % 4) {
-            case 0: w[i] = 0; break;
-            case 1: w[i] = 1 + rnd() % 3; break; /* many ties */
-            case 2: w[i] = rnd() % 1000000000ULL; break;
-            default: w[i] = rnd() % 999999999999999999ULL; break;
+            case 0:
+                w[i] = 0;
+                break;
+            case 1:
+                w[i] = 1 + rnd() % 3;
+                break; /* many ties */
+            case 2:
+                w[i] = rnd() % 1000000000ULL;
+                break;
+            default:
+                w[i] = rnd() % 999999999999999999ULL;
+                break;
             }
         }
         int64_t amount = (int64_t)(rnd() % (c % 3 ? 100000 : (uint64_t)ALLOC_MAX_CENTS));
-        if (rnd() % 2) amount = -amount;
+        if (rnd() % 2)
+            amount = -amount;
         alloc_u128 W = sum_w(w, n);
         int64_t got[64], want[64];
         alloc_split_result r = alloc_split(amount, w, n, W, got, s);
         if (W == 0) {
-            if (r != ALLOC_SPLIT_UNALLOCATED) mismatches++;
+            if (r != ALLOC_SPLIT_UNALLOCATED)
+                mismatches++;
             continue;
         }
         reference_split(amount, w, n, want);
         int64_t total = 0;
         for (size_t i = 0; i < n; i++) {
             total += got[i];
-            if (got[i] != want[i]) mismatches++;
+            if (got[i] != want[i])
+                mismatches++;
         }
-        if (total != amount) mismatches++;
+        if (total != amount)
+            mismatches++;
     }
     CHECK(mismatches == 0, "%d mismatches against the reference", mismatches);
     alloc_scratch_free(s);
@@ -180,6 +198,7 @@ static void parses_and_formats_numerics(void) {
     CHECK_STR(alloc_format_cents(-ALLOC_MAX_CENTS, buf), "-999999999999999.99");
 }
 
-TEST_MAIN(TEST(one_cent_over_three_goes_to_first_code), TEST(largest_remainder_wins_over_code_order),
-          TEST(zero_weights_get_nothing), TEST(amounts_near_the_numeric_limit),
-          TEST(matches_reference_on_random_cases), TEST(parses_and_formats_numerics))
+TEST_MAIN(TEST(one_cent_over_three_goes_to_first_code),
+          TEST(largest_remainder_wins_over_code_order), TEST(zero_weights_get_nothing),
+          TEST(amounts_near_the_numeric_limit), TEST(matches_reference_on_random_cases),
+          TEST(parses_and_formats_numerics))

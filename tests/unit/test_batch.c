@@ -15,7 +15,8 @@ static const char *doc =
     " \"projects\": [[\"P1\", \"C1\", \"BJ\"], [\"P2\", \"C1\", \"BJ\"], [\"P3\", \"C2\", \"BJ\"],"
     "              [\"P4\", \"C2\", \"SH\"]],"
     " \"drivers\": [[\"headcount\", \"P1\", \"1.5\"], [\"headcount\", \"P2\", \"3.000000\"],"
-    "             [\"headcount\", \"P3\", \"0\"], [\"area\", \"P3\", \"2\"], [\"area\", \"P4\", \"6\"],"
+    "             [\"headcount\", \"P3\", \"0\"], [\"area\", \"P3\", \"2\"], [\"area\", \"P4\", "
+    "\"6\"],"
     "             [\"headcount\", \"P9\", \"5\"]]}";
 
 static pubdata *load(void) {
@@ -27,7 +28,8 @@ static pubdata *load(void) {
 
 static void parses_versions_rules_and_groups(void) {
     pubdata *pd = load();
-    if (!pd) return;
+    if (!pd)
+        return;
     CHECK_EQ_LL(pubdata_version_count(pd), 2);
     CHECK(pubdata_includes(pd, 0, "mgmt_diff"), "M includes everything");
     CHECK(!pubdata_includes(pd, 1, "mgmt_diff"), "F excludes mgmt_diff");
@@ -60,12 +62,13 @@ static int64_t partial(const batch_result *res, const pubdata *pd, uint32_t v, c
 
 static void allocates_a_batch_per_version(void) {
     pubdata *pd = load();
-    if (!pd) return;
+    if (!pd)
+        return;
     batch_row rows[] = {
-        {1, "C1", "COST", "gl", 100},         /* M: 1.5:3:0 -> 33/67/0? F: equal 34/33/33 */
-        {2, "C1", "COST", "mgmt_diff", -10},  /* M only: -3.33/-6.67 -> -3/-7 */
-        {3, "C2", "RENT", "rent", 80},        /* M: area over C2 = P3 2, P4 6 -> 20/60; F equal */
-        {4, "C1", "ZERO", "gl", 0},           /* nothing anywhere */
+        {1, "C1", "COST", "gl", 100},        /* M: 1.5:3:0 -> 33/67/0? F: equal 34/33/33 */
+        {2, "C1", "COST", "mgmt_diff", -10}, /* M only: -3.33/-6.67 -> -3/-7 */
+        {3, "C2", "RENT", "rent", 80},       /* M: area over C2 = P3 2, P4 6 -> 20/60; F equal */
+        {4, "C1", "ZERO", "gl", 0},          /* nothing anywhere */
     };
     batch_result res;
     char err[256] = "";
@@ -102,9 +105,10 @@ static void allocates_a_batch_per_version(void) {
 
 static void unallocated_when_no_target(void) {
     pubdata *pd = load();
-    if (!pd) return;
-    batch_row rows[] = {{7, "C1", "COST", "gl", 500}, {8, "C1", "COST", "gl", -500},
-                        {9, "C1", "COST", "gl", 0}};
+    if (!pd)
+        return;
+    batch_row rows[] = {
+        {7, "C1", "COST", "gl", 500}, {8, "C1", "COST", "gl", -500}, {9, "C1", "COST", "gl", 0}};
     batch_result res;
     char err[256] = "";
     CHECK(batch_allocate(pd, "GZ", rows, 3, 0, &res, err, sizeof err) == 0, "%s", err);
@@ -120,11 +124,12 @@ static void unallocated_when_no_target(void) {
 
 static void refuses_bad_documents(void) {
     char err[256];
-    const char *bad[] = {"", "[]", "{\"versions\": 3}",
-                         "{\"versions\": [], \"projects\": [[\"B\",\"C\",\"D\"],[\"A\",\"C\",\"D\"]],"
-                         " \"drivers\": [], \"rules\": []}",
-                         "{\"versions\": [], \"projects\": [], \"drivers\": [[\"d\",\"p\",\"x\"]],"
-                         " \"rules\": []}"};
+    const char *bad[] = {
+        "", "[]", "{\"versions\": 3}",
+        "{\"versions\": [], \"projects\": [[\"B\",\"C\",\"D\"],[\"A\",\"C\",\"D\"]],"
+        " \"drivers\": [], \"rules\": []}",
+        "{\"versions\": [], \"projects\": [], \"drivers\": [[\"d\",\"p\",\"x\"]],"
+        " \"rules\": []}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         pubdata *pd = pubdata_parse(bad[i], strlen(bad[i]), err, sizeof err);

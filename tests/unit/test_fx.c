@@ -924,7 +924,7 @@ static int replay(const char *dir) {
         unsigned char *data = read_file(path, &len);
         if (!data)
             continue;
-        fprintf(stderr, "# %s\n", path); /* the last one names a crashing input */
+        fprintf(stderr, "# %s\n", path);   /* the last one names a crashing input */
         LLVMFuzzerTestOneInput(data, len); /* aborts on a broken oracle */
         free(data);
     }

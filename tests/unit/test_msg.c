@@ -21,16 +21,15 @@ static msg_row sample_rows[] = {
 #define NSAMPLE (sizeof sample_rows / sizeof sample_rows[0])
 
 static msg_bucket sample_bucket(void) {
-    msg_bucket b = {42,          "2026-03", "std-2026", "2026-03-01T10:00:00.123456Z",
-                    "BJ#1",      "BJ",      true,       5000,
-                    "alloc:public:2026-03:std-2026:x", 17,
+    msg_bucket b = {42,          "2026-03", "std-2026", "2026-03-01T10:00:00.123456Z",     "BJ#1",
+                    "BJ",        true,      5000,       "alloc:public:2026-03:std-2026:x", 17,
                     sample_rows, NSAMPLE};
     return b;
 }
 
 static msg_batch sample_batch(void) {
-    msg_batch b = {42,    "2026-12", "std", "s1", "42:BJ:0007", "BJ", false, "alloc:public:k", 0,
-                   sample_rows, NSAMPLE};
+    msg_batch b = {42,    "2026-12",        "std", "s1",        "42:BJ:0007", "BJ",
+                   false, "alloc:public:k", 0,     sample_rows, NSAMPLE};
     return b;
 }
 
@@ -42,8 +41,8 @@ static msg_vector sample_vectors[] = {
 };
 
 static msg_formula sample_formula(void) {
-    msg_formula f = {7, "2025-01", "std", "s2", "7:formula:3", "alloc:fx:std:s2", 4,
-                     sample_vectors, 3};
+    msg_formula f = {7, "2025-01",      "std", "s2", "7:formula:3", "alloc:fx:std:s2",
+                     4, sample_vectors, 3};
     return f;
 }
 
@@ -112,7 +111,8 @@ static const char stage_done_json[] =
     "{\"v\":1,\"type\":\"stage_done\",\"run_id\":3,\"stage\":\"allocate\",\"batch_count\":0}";
 static const char formula_json[] =
     "{\"v\":1,\"type\":\"formula\",\"run_id\":3,\"period\":\"2026-01\",\"ruleset\":\"std\","
-    "\"stamp\":\"s\",\"batch_id\":\"f1\",\"fx_key\":\"k\",\"expected\":2,\"vectors\":[{\"version\":\"M\",\"data_source\":\"BJ\","
+    "\"stamp\":\"s\",\"batch_id\":\"f1\",\"fx_key\":\"k\",\"expected\":2,\"vectors\":[{\"version\":"
+    "\"M\",\"data_source\":\"BJ\","
     "\"project_code\":\"P1\",\"items\":[[\"A\",1],[\"B\",-2]]},{\"version\":\"F\","
     "\"data_source\":\"#ALL\",\"project_code\":\"#TOTAL\",\"items\":[]}]}";
 
@@ -783,8 +783,9 @@ static void test_deep_nesting_and_huge_values(void) {
     n = sizeof head - 1;
     memset(huge + n, 'r', big);
     n += big;
-    n += (size_t)sprintf(huge + n, "\",\"stamp\":\"s\",\"batch_id\":\"b\",\"data_source\":\"d\","
-                                   "\"detail\":true,\"public_key\":\"k\",\"expected\":0,\"rows\":[]}");
+    n += (size_t)sprintf(huge + n,
+                         "\",\"stamp\":\"s\",\"batch_id\":\"b\",\"data_source\":\"d\","
+                         "\"detail\":true,\"public_key\":\"k\",\"expected\":0,\"rows\":[]}");
     CHECK(msg_decode(huge, n, &m, err, sizeof err) == 0, "huge ruleset refused: %s", err);
     CHECK(m.batch.ruleset && strlen(m.batch.ruleset) == big, "huge ruleset truncated");
     msg_any_free(&m);
