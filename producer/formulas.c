@@ -76,3 +76,43 @@ done:
     if (rc != 0) formulas_free(out);
     return rc;
 }
+
+/* (sort_order, code) in byte order: the ORDER BY of formulas_compile. */
+static int entry_cmp_item(const void *a, const void *b) {
+    const formulas_entry *x = *(const formulas_entry *const *)a, *y = *(const formulas_entry *const *)b;
+    if (x->sort_order != y->sort_order) return x->sort_order < y->sort_order ? -1 : 1;
+    return strcmp(x->code, y->code);
+}
+
+static int entry_cmp_rule(const void *a, const void *b) {
+    const formulas_entry *x = *(const formulas_entry *const *)a, *y = *(const formulas_entry *const *)b;
+    return strcmp(x->code, y->code);
+}
+
+fx_ruleset *formulas_compile_mem(const formulas_entry *items, size_t nitems,
+                                 const formulas_entry *rules, size_t nrules, int *errors) {
+    size_t n = nitems > nrules ? nitems : nrules;
+    const formulas_entry **order = malloc((n ? n : 1) * sizeof *order);
+    fx_ruleset *rs = fx_ruleset_new();
+    if (!order || !rs) goto oom;
+    for (size_t i = 0; i < nitems; i++) order[i] = &items[i];
+    qsort(order, nitems, sizeof *order, entry_cmp_item);
+    for (size_t i = 0; i < nitems; i++)
+        if (fx_ruleset_add_item(rs, order[i]->code, order[i]->is_formula != 0,
+                                order[i]->text ? order[i]->text : "") != 0)
+            goto oom;
+    for (size_t i = 0; i < nrules; i++) order[i] = &rules[i];
+    qsort(order, nrules, sizeof *order, entry_cmp_rule);
+    for (size_t i = 0; i < nrules; i++)
+        if (fx_ruleset_add_audit(rs, order[i]->code, order[i]->text ? order[i]->text : "") != 0)
+            goto oom;
+    int e = fx_ruleset_compile(rs, NULL, 0);
+    if (e < 0) goto oom;
+    if (errors) *errors = e;
+    free(order);
+    return rs;
+oom:
+    free(order);
+    fx_ruleset_free(rs);
+    return NULL;
+}

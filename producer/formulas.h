@@ -24,4 +24,22 @@ typedef struct formulas {
 int formulas_compile(db_conn *db, const char *ruleset, formulas *out);
 void formulas_free(formulas *f);
 
+/* A report item or audit rule held in memory (a ruleset file being imported). */
+typedef struct formulas_entry {
+    const char *code;
+    int is_formula;   /* items: a formula item (else base); audit rules: ignored */
+    const char *text; /* the formula or expression; NULL counts as empty */
+    int sort_order;   /* items only */
+} formulas_entry;
+
+/* Compiles items and audit rules held in memory as formulas_compile compiles
+ * them from PostgreSQL, so that an import accepts exactly what a run accepts:
+ * items in (sort_order, item_code byte order) order, audit rules in rule_code
+ * byte order, a NULL formula as an empty one. The entries are copied. Returns
+ * the compiled ruleset, errors and all (fx_ruleset_error_count; each error's
+ * code names the item or rule), to be freed with fx_ruleset_free; or NULL
+ * when out of memory. *errors (may be NULL) gets fx_ruleset_compile's result. */
+fx_ruleset *formulas_compile_mem(const formulas_entry *items, size_t nitems,
+                                 const formulas_entry *rules, size_t nrules, int *errors);
+
 #endif

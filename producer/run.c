@@ -132,6 +132,9 @@ static void mark_failed(run_state *st, const char *error) {
     i64s(st->run_id, id, sizeof id);
     const char *p[] = {id, error};
     db_error e;
+    /* the failure may have been a lost connection: without one the run would
+     * stay `running` with nobody driving it */
+    if (!db_ok(st->db)) db_reset(st->db, 30000, NULL);
     db_rollback(st->db, NULL);
     if (db_exec_params(st->db,
                        "UPDATE alloc_run SET status = 'failed', error = $2, finished_at = now() "
@@ -465,7 +468,10 @@ static int snapshot(run_state *st, const run_opts *o) {
     const char *body = PQgetvalue(r, 0, 0);
     snprintf(st->public_key, sizeof st->public_key, "alloc:public:%s:%s:%s:%016" PRIx64,
              o->period, st->ruleset, st->stamp, fnv1a(body, strlen(body)));
-    snprintf(st->fx_key, sizeof st->fx_key, "alloc:fx:%s:%s", st->ruleset, st->stamp);
+    /* the digest guards against two rule sets with one stamp (an edit committed
+     * late with an older updated_at): the key is always that of these bytes */
+    snprintf(st->fx_key, sizeof st->fx_key, "alloc:fx:%s:%s:%016" PRIx64, st->ruleset, st->stamp,
+             fnv1a((const char *)fx.bytes, fx.len) ^ fnv1a(fx.audits, strlen(fx.audits)));
     char *fx_hex = malloc(fx.len * 2 + 3);
     ALLOC_ASSERT(fx_hex != NULL);
     strcpy(fx_hex, "\\x");
@@ -835,7 +841,12 @@ static int wait_stage(run_state *st, const char *stage, int64_t expected, wait_h
             return fail_db("count batch markers", &e);
         }
         char status[32];
-        if (run_status(st, status, sizeof status, &e) != 0) return fail_db("read run status", &e);
+        if (run_status(st, status, sizeof status, &e) != 0) {
+            /* PostgreSQL can go away here as well as in markers_done (a restart
+             * while this UPDATE waits for a batch transaction's row lock) */
+            if (!db_ok(st->db) && db_reset(st->db, 60000, &e) == 0) continue;
+            return fail_db("read run status", &e);
+        }
         if (strcmp(status, "running") != 0) {
             if (isatty(STDOUT_FILENO)) printf("\n");
             fprintf(stderr, "alloc-producer: run %" PRId64 " is %s\n", st->run_id, status);
