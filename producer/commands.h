@@ -16,6 +16,14 @@ int cmd_close_period(const alloc_config *cfg, int argc, char **argv);
 int cmd_run(const alloc_config *cfg, int argc, char **argv);
 int cmd_resume(const alloc_config *cfg, int argc, char **argv);
 int cmd_abort(const alloc_config *cfg, int argc, char **argv);
+int cmd_import(const alloc_config *cfg, int argc, char **argv);
+int cmd_export(const alloc_config *cfg, int argc, char **argv);
+
+/* import --kind ruleset --file F (cmd_import_ruleset.c; cmd_import dispatches to
+ * it): validates and compiles the whole file, then replaces the ruleset's rows in
+ * one transaction. Prints the errors or a summary; returns ALLOC_EXIT_OK, _VALIDATION
+ * (bad or unreadable file, nothing changed) or _RUNTIME. */
+int import_ruleset(const alloc_config *cfg, const char *file);
 
 /* 1 when p is a period code YYYY-MM with a month 01..12. */
 int run_valid_period(const char *p);

@@ -20,7 +20,9 @@ static const struct {
     {"status", cmd_status, "list runs: progress, control totals, staleness, findings"},
     {"report", cmd_report, "print a period's report (table, csv, json) or its checksum"},
     {"publish", cmd_publish, "publish a succeeded run as the period's report"},
+    {"import", cmd_import, "load a CSV (ledger, drivers, a template) or a ruleset, all-or-nothing"},
     {"close-period", cmd_close_period, "close a period: its ledger rows can no longer change"},
+    {"export", cmd_export, "file an export of a run's rows (csv.gz, xlsx) or show one"},
 };
 
 static void print_help(FILE *out) {
