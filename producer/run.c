@@ -126,6 +126,25 @@ static void run_log_event(db_conn *db, int64_t run_id, const char *event, const 
         log_warn("run_log %s: %s", event, e.msg);
 }
 
+/* The run's commits (snapshot, aggregation, markers it reads back) must
+ * survive a server crash even when the server defaults to
+ * synchronous_commit = off, as the local cluster does: a lost aggregation
+ * commit after its formula batches went out would finish the run without its
+ * base rows. The setting is per session: made on connecting and after every
+ * reset (reset_db). */
+static void durable_commits(db_conn *db) {
+    db_error e;
+    if (db_exec(db, "SET synchronous_commit = on", &e) != 0)
+        log_warn("SET synchronous_commit = on: %s", e.msg);
+}
+
+/* db_reset, then durable_commits. Returns 0, or -1 with e. */
+static int reset_db(db_conn *db, int max_wait_ms, db_error *e) {
+    if (db_reset(db, max_wait_ms, e) != 0) return -1;
+    durable_commits(db);
+    return 0;
+}
+
 /* Marks the run failed with its error (outside any transaction). */
 static void mark_failed(run_state *st, const char *error) {
     char id[32];
@@ -134,7 +153,7 @@ static void mark_failed(run_state *st, const char *error) {
     db_error e;
     /* the failure may have been a lost connection: without one the run would
      * stay `running` with nobody driving it */
-    if (!db_ok(st->db)) db_reset(st->db, 30000, NULL);
+    if (!db_ok(st->db)) reset_db(st->db, 30000, NULL);
     db_rollback(st->db, NULL);
     if (db_exec_params(st->db,
                        "UPDATE alloc_run SET status = 'failed', error = $2, finished_at = now() "
@@ -486,12 +505,13 @@ static int snapshot(run_state *st, const run_opts *o) {
     if (ok < 0) SNAP_FAIL("store public data");
     formulas_free(&fx);
 
-    const char *up[] = {id, st->stamp};
+    const char *up[] = {id, st->stamp, batch_size};
     if (db_exec_params(st->db,
                        "UPDATE alloc_run SET ruleset_stamp = $2, stage = 'allocate', "
+                       "batch_size = $3::int, "
                        "expected_batches = (SELECT coalesce(sum(batch_count), 0) FROM run_bucket "
                        "WHERE run_id = $1) WHERE run_id = $1",
-                       2, up, &e) < 0) SNAP_FAIL("start run");
+                       3, up, &e) < 0) SNAP_FAIL("start run");
 #undef SNAP_FAIL
     if (db_commit(st->db, &e) != 0) return fail_db("commit snapshot", &e);
     return ALLOC_EXIT_OK;
@@ -837,14 +857,14 @@ static int wait_stage(run_state *st, const char *stage, int64_t expected, wait_h
     for (;;) {
         int64_t done = markers_done(st, stage, &e);
         if (done < 0) {
-            if (!db_ok(st->db) && db_reset(st->db, 60000, &e) == 0) continue;
+            if (!db_ok(st->db) && reset_db(st->db, 60000, &e) == 0) continue;
             return fail_db("count batch markers", &e);
         }
         char status[32];
         if (run_status(st, status, sizeof status, &e) != 0) {
             /* PostgreSQL can go away here as well as in markers_done (a restart
              * while this UPDATE waits for a batch transaction's row lock) */
-            if (!db_ok(st->db) && db_reset(st->db, 60000, &e) == 0) continue;
+            if (!db_ok(st->db) && reset_db(st->db, 60000, &e) == 0) continue;
             return fail_db("read run status", &e);
         }
         if (strcmp(status, "running") != 0) {
@@ -1464,6 +1484,7 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
         fprintf(stderr, "alloc-producer: connect to PostgreSQL: %s\n", err);
         return ALLOC_EXIT_RUNTIME;
     }
+    durable_commits(st.db);
     int rc = snapshot(&st, &o);
     if (rc == ALLOC_EXIT_OK) {
         int running;
@@ -1525,6 +1546,7 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
         fprintf(stderr, "alloc-producer: connect to PostgreSQL: %s\n", err);
         return ALLOC_EXIT_RUNTIME;
     }
+    durable_commits(st.db);
     int running = 0;
     rc = load_run(&st, run_id, &running);
     if (rc == ALLOC_EXIT_OK && !running) {
@@ -1532,19 +1554,14 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
         rc = ALLOC_EXIT_REFUSED;
     }
     if (rc == ALLOC_EXIT_OK) {
-        /* the batch size is that of the run's buckets: recover it from the plan */
+        /* republished buckets must be cut exactly as before */
         char id[32];
         i64s(run_id, id, sizeof id);
         const char *p[] = {id};
         db_error e;
         int64_t bs = 0;
-        if (db_query_int64(st.db,
-                           "SELECT max(ceil(row_count::numeric / batch_count))::bigint FROM run_bucket "
-                           "WHERE run_id = $1 AND batch_count > 1",
-                           1, p, &bs, &e) == 1 && bs > 0)
-            st.batch_size = (long)bs;
-        else if (db_query_int64(st.db, "SELECT max(row_count) FROM run_bucket WHERE run_id = $1", 1,
-                                p, &bs, &e) == 1 && bs > 0)
+        if (db_query_int64(st.db, "SELECT batch_size FROM alloc_run WHERE run_id = $1", 1, p, &bs,
+                           &e) == 1 && bs > 0)
             st.batch_size = (long)bs;
         log_set_run(run_id);
         log_info("resuming run %" PRId64 " of %s", run_id, st.period);
