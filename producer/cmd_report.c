@@ -1,23 +1,30 @@
 /* alloc-producer report: prints a run's report_after rows as a table, CSV or
- * JSON, or their checksum (DESIGN.md section 4). Everything is read in one
- * REPEATABLE READ snapshot, so a run started meanwhile (which deletes earlier
- * unpublished results) cannot tear the output; rows are streamed, so memory
- * stays bounded whatever the run's size. */
+ * JSON, or their checksum (DESIGN.md section 4), or writes them as an HTML page
+ * with a chart. Everything is read in one REPEATABLE READ snapshot, so a run
+ * started meanwhile (which deletes earlier unpublished results) cannot tear
+ * the output; CSV, JSON and checksum rows are streamed, so memory stays bounded
+ * whatever the run's size (the table and HTML forms hold one version's roll-up
+ * rows, or one data source's rows with --by project). */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
+#include "alloc.h"
 #include "check.h"
 #include "commands.h"
 #include "db.h"
 #include "report_fmt.h"
+#include "report_html.h"
 #include "review.h"
 
 static const char report_usage[] =
-    "alloc-producer report --period P [--version V] [--run ID] [--format table|csv|json] "
-    "[--checksum]";
+    "alloc-producer report --period P [--version V] [--run ID] [--by data-source|project] "
+    "[--data-source X] [--format table|csv|json|html] [--out F.html] [--checksum]";
 
 /* The table is wrapped into blocks of data-source columns no wider than this. */
 #define REPORT_TABLE_WIDTH 132
@@ -28,7 +35,10 @@ static const char report_usage[] =
 /* Rows fetched per round trip when streaming report_after. */
 #define REPORT_FETCH_ROWS 20000
 
-typedef enum { FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON } report_format;
+typedef enum { FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON, FORMAT_HTML } report_format;
+
+/* Report items shown in the HTML chart (see chart_rows). */
+#define REPORT_CHART_LINES 3
 
 /* What the command works on, once resolved. */
 typedef struct report_target {
@@ -38,6 +48,7 @@ typedef struct report_target {
     const char *how;   /* why this run: "published", "latest succeeded, not published", "--run" */
     char ruleset[256]; /* the run's ruleset: whose report_item rows name the table's rows */
     int byte_order;    /* report_after's key columns compare in byte order already */
+    const char *data_source; /* --by project: the projects of this data source; else NULL */
 } report_target;
 
 static void print_help(void) {
@@ -48,20 +59,31 @@ static void print_help(void) {
            "  --period P        the period, YYYY-MM (required)\n"
            "  --version V       only this report version (default: every version)\n"
            "  --run ID          this run (it must belong to P and have succeeded)\n"
+           "  --by data-source  (default) table and html columns: the #TOTAL of each data\n"
+           "                    source, plus #ALL\n"
+           "  --by project      table and html columns: the projects of the data source\n"
+           "                    given with --data-source, plus #UNALLOCATED and #TOTAL\n"
+           "  --data-source X   the data source of --by project (implies it); csv and json\n"
+           "                    then list only the rows of X\n"
            "  --format F        table (default): per version, report items in their sort\n"
-           "                    order as rows and the #TOTAL of each data source plus #ALL\n"
-           "                    as columns, wrapped into blocks of columns %d characters\n"
-           "                    wide; csv: every row, header\n"
+           "                    order as rows and the columns of --by, wrapped into blocks\n"
+           "                    of columns %d characters wide; csv: every row, header\n"
            "                    version,data_source,project_code,item_code,amount (a NULL\n"
            "                    amount is an empty field); json: an array of objects with\n"
-           "                    those keys (amount a number or null)\n"
+           "                    those keys (amount a number or null); html: one\n"
+           "                    self-contained page (needs --out) with the tables and a bar\n"
+           "                    chart of the main report lines per column (the first %d\n"
+           "                    formula items that build on other formula items, else\n"
+           "                    the first formula items, else the first items) of version\n"
+           "                    M, or when M is not shown of the first version with rows\n"
+           "  --out F.html      where --format html writes the page (replaced whole)\n"
            "  --checksum        print only the SHA-256 (lowercase hex) of the run's\n"
-           "                    report_after rows, every version (--version and --format\n"
-           "                    do not apply), one line per row sorted in byte order:\n"
-           "                    version|data_source|project_code|item_code|amount\n\n"
-           "Exit status: 0 printed, 2 bad arguments, 4 unknown period, run or version, or\n"
-           "no succeeded run, 1 any other failure.\n\n%s",
-           report_usage, REPORT_TABLE_WIDTH, config_flags_help());
+           "                    report_after rows, every version (--version, --by and\n"
+           "                    --format do not apply), one line per row sorted in byte\n"
+           "                    order: version|data_source|project_code|item_code|amount\n\n"
+           "Exit status: 0 printed, 2 bad arguments, 4 unknown period, run, version or\n"
+           "data source, or no succeeded run, 1 any other failure (the page not written).\n\n%s",
+           report_usage, REPORT_TABLE_WIDTH, REPORT_CHART_LINES, config_flags_help());
 }
 
 /* ---- run selection ----------------------------------------------------------- */
@@ -132,19 +154,39 @@ static int resolve_target(db_conn *c, report_target *t, int64_t run_arg) {
         if (!found)
             return review_refuse("report", "version %s does not exist", t->version);
     }
+
+    /* A data source is known when the run has rows of it or a project belongs
+     * to it (then a version without its rows shows "no rows"). */
+    if (t->data_source) {
+        const char *params[] = {id, t->data_source};
+        int64_t one;
+        found = db_query_int64(c,
+                               "SELECT 1 WHERE EXISTS (SELECT 1 FROM report_after "
+                               "  WHERE run_id = $1 AND data_source = $2) "
+                               "OR EXISTS (SELECT 1 FROM project WHERE data_source = $2)",
+                               2, params, &one, &err);
+        if (found < 0)
+            return review_fail("report", "looking for the data source", &err);
+        if (!found)
+            return review_refuse("report",
+                                 "data source %s is unknown: no project and no row of run "
+                                 "%" PRId64 " has it",
+                                 t->data_source, t->run_id);
+    }
     return ALLOC_EXIT_OK;
 }
 
 /* ---- checksum, csv, json: streamed rows ---------------------------------- */
 
 /* The rows of the run in checksum order (byte order, field by field); $2 NULL
- * = every version. rows_sql_c spells the order with COLLATE "C"; rows_sql_plain
- * leaves it to the columns' collation, which lets the primary key index deliver
- * the rows in order (no sort of millions of rows) and is used only when that
- * collation is byte order (see byte_order_columns). */
+ * = every version, $3 NULL = every data source. rows_sql_c spells the order with COLLATE "C";
+ * rows_sql_plain leaves it to the columns' collation, which lets the primary key index deliver the
+ * rows in order (no sort of millions of rows) and is used only when that collation is byte order
+ * (see byte_order_columns). */
 #define ROWS_SQL(COLLATE)                                                                          \
     "SELECT version, data_source, project_code, item_code, amount::text "                          \
     "FROM report_after WHERE run_id = $1 AND ($2::text IS NULL OR version = $2) "                  \
+    "AND ($3::text IS NULL OR data_source = $3) "                                                  \
     "ORDER BY version" COLLATE ", data_source" COLLATE ", project_code" COLLATE                    \
     ", item_code" COLLATE
 static const char rows_sql_c[] = ROWS_SQL(" COLLATE \"C\"");
@@ -175,15 +217,15 @@ static int byte_order_columns(db_conn *c) {
 
 typedef int (*row_fn)(db_stream *s, int64_t n, void *ud);
 
-/* Streams the run's rows (of version, or all when NULL) to fn. Returns the
- * number of rows, or -1 after printing why. */
-static int64_t stream_rows(db_conn *c, const report_target *t, const char *version, row_fn fn,
-                           void *ud) {
+/* Streams the run's rows (of version and data_source; all when NULL) to fn.
+ * Returns the number of rows, or -1 after printing why. */
+static int64_t stream_rows(db_conn *c, const report_target *t, const char *version,
+                           const char *data_source, row_fn fn, void *ud) {
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, t->run_id);
-    const char *params[] = {id, version};
+    const char *params[] = {id, version, data_source};
     db_error err;
-    db_stream *s = db_stream_open(c, t->byte_order ? rows_sql_plain : rows_sql_c, 2, params, &err);
+    db_stream *s = db_stream_open(c, t->byte_order ? rows_sql_plain : rows_sql_c, 3, params, &err);
     if (!s) {
         review_fail("report", "reading report_after", &err);
         return -1;
@@ -229,7 +271,7 @@ static int print_checksum(db_conn *c, const report_target *t) {
     }
     char hex[65];
     int rc = ALLOC_EXIT_RUNTIME;
-    if (stream_rows(c, t, NULL, checksum_row, h) >= 0) {
+    if (stream_rows(c, t, NULL, NULL, checksum_row, h) >= 0) {
         if (report_fmt_sha256_hex(h, hex) == 0) {
             printf("%s\n", hex);
             rc = ALLOC_EXIT_OK;
@@ -288,12 +330,13 @@ static int json_row(db_stream *s, int64_t n, void *ud) {
 
 static int print_csv(db_conn *c, const report_target *t) {
     fputs("version,data_source,project_code,item_code,amount\n", stdout);
-    return stream_rows(c, t, t->version, csv_row, NULL) < 0 ? ALLOC_EXIT_RUNTIME : ALLOC_EXIT_OK;
+    return stream_rows(c, t, t->version, t->data_source, csv_row, NULL) < 0 ? ALLOC_EXIT_RUNTIME
+                                                                            : ALLOC_EXIT_OK;
 }
 
 static int print_json(db_conn *c, const report_target *t) {
     putchar('[');
-    int64_t n = stream_rows(c, t, t->version, json_row, NULL);
+    int64_t n = stream_rows(c, t, t->version, t->data_source, json_row, NULL);
     if (n < 0)
         return ALLOC_EXIT_RUNTIME;
     fputs(n > 0 ? "\n]\n" : "]\n", stdout);
@@ -302,21 +345,25 @@ static int print_json(db_conn *c, const report_target *t) {
 
 /* ---- table ------------------------------------------------------------------ */
 
-/* One version's #TOTAL rows laid out as a grid: row r of res is cell
- * (item, data source); cells[i * nds + d] holds that row index or -1. */
+/* One version's cells laid out as a grid: row r of the cells result (column,
+ * item_code, amount) is cell (item, column); cells[i * ncols + k] holds that
+ * row index or -1. The columns are data sources (#ALL last) or, with --by
+ * project, projects (#UNALLOCATED, then #TOTAL last). */
 typedef struct report_grid {
     const char **item_codes; /* in display order */
     const char **item_names;
+    int *item_src; /* the item's row in the report_item result, -1 when the ruleset lacks it */
     size_t nitems, cap_items;
-    const char **ds; /* data sources in byte order, #ALL last */
-    size_t nds;
+    const char **cols; /* in byte order, the reserved codes last */
+    size_t ncols;
     int *cells;
 } report_grid;
 
 static void grid_free(report_grid *g) {
     free(g->item_codes);
     free(g->item_names);
-    free(g->ds);
+    free(g->item_src);
+    free(g->cols);
     free(g->cells);
     memset(g, 0, sizeof *g);
 }
@@ -331,15 +378,23 @@ static int item_index_cmp(const void *a, const void *b) {
     return strcmp(((const item_index *)a)->code, ((const item_index *)b)->code);
 }
 
-static int ds_cmp(const void *a, const void *b) {
+/* Where a column goes: ordinary codes first, then #UNALLOCATED, then the
+ * roll-ups #TOTAL and #ALL. */
+static int col_rank(const char *code) {
+    if (!strcmp(code, "#TOTAL") || !strcmp(code, "#ALL"))
+        return 2;
+    return strcmp(code, "#UNALLOCATED") == 0;
+}
+
+static int col_cmp(const void *a, const void *b) {
     const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    int xa = strcmp(x, "#ALL") == 0, ya = strcmp(y, "#ALL") == 0;
-    if (xa != ya)
-        return xa - ya;
+    int rx = col_rank(x), ry = col_rank(y);
+    if (rx != ry)
+        return rx - ry;
     return strcmp(x, y);
 }
 
-static int grid_add_item(report_grid *g, const char *code, const char *name) {
+static int grid_add_item(report_grid *g, const char *code, const char *name, int src) {
     if (g->nitems == g->cap_items) {
         size_t cap = g->cap_items ? 2 * g->cap_items : 64;
         const char **codes = realloc(g->item_codes, cap * sizeof *codes);
@@ -350,35 +405,40 @@ static int grid_add_item(report_grid *g, const char *code, const char *name) {
         if (!names)
             return -1;
         g->item_names = names;
+        int *srcs = realloc(g->item_src, cap * sizeof *srcs);
+        if (!srcs)
+            return -1;
+        g->item_src = srcs;
         g->cap_items = cap;
     }
     g->item_codes[g->nitems] = code;
     g->item_names[g->nitems] = name;
+    g->item_src[g->nitems] = src;
     g->nitems++;
     return 0;
 }
 
-/* Lays out cells (rows: data_source, item_code, amount) over the items of
- * items_res (rows: item_code, name, in display order); item codes of cells
- * that the ruleset lacks are appended, named by their code. The grid points
- * into both results. Returns 0, or -1 when out of memory. */
+/* Lays out cells (rows: column, item_code, amount) over the items of
+ * items_res (rows: item_code, name, ..., in display order); item codes of
+ * cells that the ruleset lacks are appended, named by their code. The grid
+ * points into both results. Returns 0, or -1 when out of memory. */
 static int grid_build(report_grid *g, const PGresult *items_res, const PGresult *cells_res) {
     int nitems = PQntuples(items_res), ncells = PQntuples(cells_res);
     for (int i = 0; i < nitems; i++)
-        if (grid_add_item(g, PQgetvalue(items_res, i, 0), PQgetvalue(items_res, i, 1)) < 0)
+        if (grid_add_item(g, PQgetvalue(items_res, i, 0), PQgetvalue(items_res, i, 1), i) < 0)
             return -1;
 
-    /* data sources: distinct values of the cells, #ALL last */
-    g->ds = malloc(sizeof *g->ds * (size_t)(ncells > 0 ? ncells : 1));
-    if (!g->ds)
+    /* columns: distinct values of the cells, the reserved codes last */
+    g->cols = malloc(sizeof *g->cols * (size_t)(ncells > 0 ? ncells : 1));
+    if (!g->cols)
         return -1;
     for (int r = 0; r < ncells; r++)
-        g->ds[r] = PQgetvalue(cells_res, r, 0);
+        g->cols[r] = PQgetvalue(cells_res, r, 0);
     if (ncells > 0)
-        qsort(g->ds, (size_t)ncells, sizeof *g->ds, ds_cmp);
+        qsort(g->cols, (size_t)ncells, sizeof *g->cols, col_cmp);
     for (int r = 0; r < ncells; r++)
-        if (g->nds == 0 || strcmp(g->ds[g->nds - 1], g->ds[r]) != 0)
-            g->ds[g->nds++] = g->ds[r];
+        if (g->ncols == 0 || strcmp(g->cols[g->ncols - 1], g->cols[r]) != 0)
+            g->cols[g->ncols++] = g->cols[r];
 
     /* items of the cells that the ruleset lacks */
     size_t nindex = g->nitems + (size_t)ncells;
@@ -399,7 +459,7 @@ static int grid_build(report_grid *g, const PGresult *items_res, const PGresult 
             seen = strcmp(index[k].code, key.code) == 0;
         if (seen)
             continue;
-        if (grid_add_item(g, key.code, key.code) < 0) {
+        if (grid_add_item(g, key.code, key.code, -1) < 0) {
             free(index);
             return -1;
         }
@@ -407,20 +467,20 @@ static int grid_build(report_grid *g, const PGresult *items_res, const PGresult 
     }
     qsort(index, n, sizeof *index, item_index_cmp);
 
-    g->cells = malloc(sizeof *g->cells * (g->nitems * g->nds > 0 ? g->nitems * g->nds : 1));
+    g->cells = malloc(sizeof *g->cells * (g->nitems * g->ncols > 0 ? g->nitems * g->ncols : 1));
     if (!g->cells) {
         free(index);
         return -1;
     }
-    for (size_t k = 0; k < g->nitems * g->nds; k++)
+    for (size_t k = 0; k < g->nitems * g->ncols; k++)
         g->cells[k] = -1;
     for (int r = 0; r < ncells; r++) {
         item_index key = {PQgetvalue(cells_res, r, 1), 0};
         const item_index *it = bsearch(&key, index, n, sizeof *index, item_index_cmp);
-        const char *ds = PQgetvalue(cells_res, r, 0);
-        const char **d = bsearch(&ds, g->ds, g->nds, sizeof *g->ds, ds_cmp);
+        const char *col = PQgetvalue(cells_res, r, 0);
+        const char **d = bsearch(&col, g->cols, g->ncols, sizeof *g->cols, col_cmp);
         if (it && d)
-            g->cells[it->item * g->nds + (size_t)(d - g->ds)] = r;
+            g->cells[it->item * g->ncols + (size_t)(d - g->cols)] = r;
     }
     free(index);
     return 0;
@@ -430,7 +490,7 @@ static int grid_build(report_grid *g, const PGresult *items_res, const PGresult 
  * with thousands separators. */
 static const char *cell_text(const report_grid *g, const PGresult *cells_res, size_t item, size_t d,
                              char *buf, size_t len) {
-    int r = g->cells[item * g->nds + d];
+    int r = g->cells[item * g->ncols + d];
     if (r < 0)
         return "";
     if (PQgetisnull(cells_res, r, 2))
@@ -444,8 +504,9 @@ static size_t min_size(size_t a, size_t b) {
     return a < b ? a : b;
 }
 
-/* Prints one version's grid, wrapped into blocks of columns. */
-static void print_grid(const report_grid *g, const PGresult *cells_res) {
+/* Prints one version's grid, wrapped into blocks of columns; `noun` names the
+ * columns in the blocks' headings ("data sources", "projects"). */
+static void print_grid(const report_grid *g, const PGresult *cells_res, const char *noun) {
     char buf[REPORT_FMT_AMOUNT_MAX];
     size_t name_w = strlen("item");
     for (size_t i = 0; i < g->nitems; i++)
@@ -453,11 +514,11 @@ static void print_grid(const report_grid *g, const PGresult *cells_res) {
             name_w = report_fmt_display_width(g->item_names[i]);
     name_w = min_size(name_w, REPORT_NAME_MAX);
 
-    size_t *col_w = calloc(g->nds ? g->nds : 1, sizeof *col_w);
+    size_t *col_w = calloc(g->ncols ? g->ncols : 1, sizeof *col_w);
     if (!col_w)
         return;
-    for (size_t d = 0; d < g->nds; d++) {
-        col_w[d] = min_size(report_fmt_display_width(g->ds[d]), REPORT_HEADER_MAX);
+    for (size_t d = 0; d < g->ncols; d++) {
+        col_w[d] = min_size(report_fmt_display_width(g->cols[d]), REPORT_HEADER_MAX);
         for (size_t i = 0; i < g->nitems; i++) {
             size_t w = strlen(cell_text(g, cells_res, i, d, buf, sizeof buf));
             if (w > col_w[d])
@@ -465,16 +526,16 @@ static void print_grid(const report_grid *g, const PGresult *cells_res) {
         }
     }
 
-    for (size_t first = 0; first < g->nds;) {
+    for (size_t first = 0; first < g->ncols;) {
         size_t last = first, width = name_w + 2 + col_w[first];
-        while (last + 1 < g->nds && width + 2 + col_w[last + 1] <= REPORT_TABLE_WIDTH)
+        while (last + 1 < g->ncols && width + 2 + col_w[last + 1] <= REPORT_TABLE_WIDTH)
             width += 2 + col_w[++last];
-        if (first > 0 || last + 1 < g->nds)
-            printf("data sources %zu-%zu of %zu\n", first + 1, last + 1, g->nds);
+        if (first > 0 || last + 1 < g->ncols)
+            printf("%s %zu-%zu of %zu\n", noun, first + 1, last + 1, g->ncols);
         report_fmt_pad(stdout, "item", name_w, 0);
         for (size_t d = first; d <= last; d++) {
             fputs("  ", stdout);
-            report_fmt_pad(stdout, g->ds[d], col_w[d], 1);
+            report_fmt_pad(stdout, g->cols[d], col_w[d], 1);
         }
         putchar('\n');
         for (size_t k = 0; k < width; k++)
@@ -489,46 +550,82 @@ static void print_grid(const report_grid *g, const PGresult *cells_res) {
             putchar('\n');
         }
         first = last + 1;
-        if (first < g->nds)
+        if (first < g->ncols)
             putchar('\n');
     }
     free(col_w);
 }
 
-static int print_table(db_conn *c, const report_target *t) {
+/* The versions to show (version, name), in byte order; NULL after printing why. */
+static PGresult *read_versions(db_conn *c, const report_target *t) {
+    db_error err;
+    const char *params[] = {t->version};
+    PGresult *res = db_query(c,
+                             "SELECT version, name FROM report_version "
+                             "WHERE $1::text IS NULL OR version = $1 "
+                             "ORDER BY version COLLATE \"C\"",
+                             1, params, PGRES_TUPLES_OK, &err);
+    if (!res)
+        review_fail("report", "reading report_version", &err);
+    return res;
+}
+
+/* The run's report items (item_code, name, kind, formula) in display order;
+ * NULL after printing why. */
+static PGresult *read_items(db_conn *c, const report_target *t) {
+    db_error err;
+    const char *params[] = {t->ruleset};
+    PGresult *res = db_query(c,
+                             "SELECT item_code, name, kind, formula FROM report_item "
+                             "WHERE ruleset = $1 ORDER BY sort_order, item_code COLLATE \"C\"",
+                             1, params, PGRES_TUPLES_OK, &err);
+    if (!res)
+        review_fail("report", "reading report_item", &err);
+    return res;
+}
+
+/* One version's cells (column, item_code, amount): the #TOTAL row of each data
+ * source, or with --by project every row of the data source. NULL after
+ * printing why. */
+static PGresult *read_cells(db_conn *c, const report_target *t, const char *version) {
     db_error err;
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, t->run_id);
+    const char *params[] = {id, version, t->data_source};
+    PGresult *res = t->data_source
+                        ? db_query(c,
+                                   "SELECT project_code, item_code, amount::text FROM report_after "
+                                   "WHERE run_id = $1 AND version = $2 AND data_source = $3",
+                                   3, params, PGRES_TUPLES_OK, &err)
+                        : db_query(c,
+                                   "SELECT data_source, item_code, amount::text FROM report_after "
+                                   "WHERE run_id = $1 AND version = $2 AND project_code = '#TOTAL'",
+                                   2, params, PGRES_TUPLES_OK, &err);
+    if (!res)
+        review_fail("report", "reading report_after", &err);
+    return res;
+}
 
-    const char *vparams[] = {t->version};
-    PGresult *versions = db_query(c,
-                                  "SELECT version, name FROM report_version "
-                                  "WHERE $1::text IS NULL OR version = $1 "
-                                  "ORDER BY version COLLATE \"C\"",
-                                  1, vparams, PGRES_TUPLES_OK, &err);
+static int print_table(db_conn *c, const report_target *t) {
+    PGresult *versions = read_versions(c, t);
     if (!versions)
-        return review_fail("report", "reading report_version", &err);
-    const char *iparams[] = {t->ruleset};
-    PGresult *items = db_query(c,
-                               "SELECT item_code, name FROM report_item WHERE ruleset = $1 "
-                               "ORDER BY sort_order, item_code COLLATE \"C\"",
-                               1, iparams, PGRES_TUPLES_OK, &err);
+        return ALLOC_EXIT_RUNTIME;
+    PGresult *items = read_items(c, t);
     if (!items) {
         PQclear(versions);
-        return review_fail("report", "reading report_item", &err);
+        return ALLOC_EXIT_RUNTIME;
     }
 
-    printf("report of period %s, run %" PRId64 " (%s)\n", t->period, t->run_id, t->how);
+    printf("report of period %s, run %" PRId64 " (%s)", t->period, t->run_id, t->how);
+    if (t->data_source)
+        printf(", projects of data source %s", t->data_source);
+    putchar('\n');
     int rc = ALLOC_EXIT_OK;
     for (int v = 0; v < PQntuples(versions) && rc == ALLOC_EXIT_OK; v++) {
         const char *version = PQgetvalue(versions, v, 0);
-        const char *cparams[] = {id, version};
-        PGresult *cells = db_query(c,
-                                   "SELECT data_source, item_code, amount::text FROM report_after "
-                                   "WHERE run_id = $1 AND version = $2 AND project_code = '#TOTAL'",
-                                   2, cparams, PGRES_TUPLES_OK, &err);
+        PGresult *cells = read_cells(c, t, version);
         if (!cells) {
-            rc = review_fail("report", "reading report_after", &err);
+            rc = ALLOC_EXIT_RUNTIME;
             break;
         }
         printf("\nversion %s (%s)\n", version, PQgetvalue(versions, v, 1));
@@ -541,12 +638,306 @@ static int print_table(db_conn *c, const report_target *t) {
                         version);
                 rc = ALLOC_EXIT_RUNTIME;
             } else {
-                print_grid(&g, cells);
+                print_grid(&g, cells, t->data_source ? "projects" : "data sources");
             }
             grid_free(&g);
         }
         PQclear(cells);
     }
+    PQclear(items);
+    PQclear(versions);
+    return rc;
+}
+
+/* ---- html --------------------------------------------------------------------- */
+
+/* 1 when `code` (len bytes) is a formula item of items (item_code, name, kind, formula). */
+static int is_formula_code(const PGresult *items, const char *code, size_t len) {
+    for (int i = 0; i < PQntuples(items); i++) {
+        const char *c = PQgetvalue(items, i, 0);
+        if (strlen(c) == len && memcmp(c, code, len) == 0)
+            return strcmp(PQgetvalue(items, i, 2), "formula") == 0;
+    }
+    return 0;
+}
+
+/* 1 when the formula text refers to a formula item: an item reference is an
+ * identifier not followed by '(' and not AND/OR/NOT, or a [bracketed] code
+ * (DESIGN.md 5.5). A heuristic over the text, not a parse: a text that does
+ * not compile cannot be in a succeeded run anyway. */
+static int refers_to_formula(const char *text, const PGresult *items) {
+    for (const char *p = text; p && *p;) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '[') {
+            const char *end = strchr(p + 1, ']');
+            if (!end)
+                return 0;
+            if (is_formula_code(items, p + 1, (size_t)(end - p - 1)))
+                return 1;
+            p = end + 1;
+        } else if (isalpha(ch) || ch == '_') {
+            const char *q = p;
+            while (isalnum((unsigned char)*q) || *q == '_')
+                q++;
+            const char *after = q;
+            while (isspace((unsigned char)*after))
+                after++;
+            size_t len = (size_t)(q - p);
+            int keyword = (len == 3 && (!strncasecmp(p, "AND", 3) || !strncasecmp(p, "NOT", 3))) ||
+                          (len == 2 && !strncasecmp(p, "OR", 2));
+            if (*after != '(' && !keyword && is_formula_code(items, p, len))
+                return 1;
+            p = q;
+        } else if (isdigit(ch) || ch == '.') {
+            while (isalnum((unsigned char)*p) || *p == '.')
+                p++;
+        } else {
+            p++;
+        }
+    }
+    return 0;
+}
+
+/* Picks the chart's report lines among the grid's items that have a row: the
+ * first REPORT_CHART_LINES formula items that build on other formula items
+ * (the report's summary lines: revenue, cost, gross profit over their
+ * subtotals), else, when fewer do, the first formula items, else the first
+ * items. Writes their grid indices to rows; returns how many. */
+static size_t chart_rows(const report_grid *g, const PGresult *items, size_t *rows) {
+    size_t n = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        n = 0;
+        for (size_t i = 0; i < g->nitems && n < REPORT_CHART_LINES; i++) {
+            int has_row = 0;
+            for (size_t k = 0; k < g->ncols && !has_row; k++)
+                has_row = g->cells[i * g->ncols + k] >= 0;
+            int src = g->item_src[i];
+            int formula = src >= 0 && !strcmp(PQgetvalue(items, src, 2), "formula");
+            if (!has_row || (pass < 2 && !formula))
+                continue;
+            if (pass == 0 && !refers_to_formula(PQgetvalue(items, src, 3), items))
+                continue;
+            rows[n++] = i;
+        }
+        if (n == REPORT_CHART_LINES)
+            break;
+    }
+    return n;
+}
+
+/* Adds one version's table (and, when chart != 0, its chart) to the page.
+ * Returns ALLOC_EXIT_OK, or the exit code after printing why. */
+static int html_add_version(report_html *page, const report_target *t, const char *version,
+                            const char *version_name, const PGresult *items, const PGresult *cells,
+                            int chart) {
+    char heading[512];
+    snprintf(heading, sizeof heading, "Version %s \xE2\x80\x94 %s", version, version_name);
+    report_grid g = {0};
+    report_html_cell *row = NULL;
+    size_t *rows = NULL, *cols = NULL;
+    int rc = ALLOC_EXIT_RUNTIME;
+    if (PQntuples(cells) > 0 && grid_build(&g, items, cells) < 0)
+        goto oom;
+    long table = report_html_add_table(page, heading, "Item", g.ncols, g.cols);
+    row = malloc(sizeof *row * (g.ncols ? g.ncols : 1));
+    rows = malloc(sizeof *rows * REPORT_CHART_LINES);
+    cols = malloc(sizeof *cols * (g.ncols ? g.ncols : 1));
+    if (table < 0 || !row || !rows || !cols)
+        goto oom;
+    for (size_t i = 0; i < g.nitems; i++) {
+        for (size_t k = 0; k < g.ncols; k++) {
+            int r = g.cells[i * g.ncols + k];
+            row[k] = (report_html_cell){REPORT_HTML_EMPTY, 0};
+            if (r >= 0 && PQgetisnull(cells, r, 2)) {
+                row[k].kind = REPORT_HTML_NULL;
+            } else if (r >= 0) {
+                row[k].kind = REPORT_HTML_AMOUNT;
+                if (alloc_parse_scaled(PQgetvalue(cells, r, 2), 2, &row[k].cents) < 0) {
+                    fprintf(stderr, "alloc-producer: report: unexpected amount '%s'\n",
+                            PQgetvalue(cells, r, 2));
+                    goto done;
+                }
+            }
+        }
+        int src = g.item_src[i];
+        int formula = src >= 0 && !strcmp(PQgetvalue(items, src, 2), "formula");
+        if (report_html_add_row(page, (size_t)table, g.item_names[i], g.item_codes[i], formula,
+                                row) < 0)
+            goto oom;
+    }
+    if (chart) {
+        /* groups: the table's columns but the roll-up */
+        size_t ncols = 0;
+        for (size_t k = 0; k < g.ncols; k++)
+            if (col_rank(g.cols[k]) < 2)
+                cols[ncols++] = k;
+        size_t nrows = chart_rows(&g, items, rows);
+        char title[600];
+        if (t->data_source)
+            snprintf(title, sizeof title, "Main report lines by project of %s, version %s",
+                     t->data_source, version);
+        else
+            snprintf(title, sizeof title, "Main report lines by data source, version %s", version);
+        if (report_html_add_chart(page, (size_t)table, title, rows, nrows, cols, ncols) < 0)
+            goto oom;
+    }
+    rc = ALLOC_EXIT_OK;
+    goto done;
+oom:
+    fprintf(stderr, "alloc-producer: report: out of memory laying out version %s\n", version);
+done:
+    free(row);
+    free(rows);
+    free(cols);
+    grid_free(&g);
+    return rc;
+}
+
+/* The header facts: period, run, status, versions, ruleset, columns. Returns
+ * ALLOC_EXIT_OK, or the exit code after printing why. */
+static int html_add_facts(report_html *page, db_conn *c, const report_target *t,
+                          const PGresult *versions) {
+    db_error err;
+    int64_t published = 0;
+    int found = review_published(c, t->period, &published, &err);
+    if (found < 0)
+        return review_fail("report", "reading report_published", &err);
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, t->run_id);
+    const char *params[] = {id};
+    PGresult *run = db_query(c,
+                             "SELECT coalesce(to_char(finished_at AT TIME ZONE 'UTC', "
+                             "'YYYY-MM-DD HH24:MI \"UTC\"'), '') FROM alloc_run WHERE run_id = $1",
+                             1, params, PGRES_TUPLES_OK, &err);
+    if (!run)
+        return review_fail("report", "reading the run", &err);
+
+    char text[1024];
+    int ok = report_html_add_fact(page, "Period", t->period, REPORT_HTML_PLAIN) == 0;
+    if (PQntuples(run) == 1 && *PQgetvalue(run, 0, 0))
+        snprintf(text, sizeof text, "%" PRId64 ", finished %s", t->run_id, PQgetvalue(run, 0, 0));
+    else
+        snprintf(text, sizeof text, "%" PRId64, t->run_id);
+    PQclear(run);
+    ok = ok && report_html_add_fact(page, "Run", text, REPORT_HTML_PLAIN) == 0;
+    if (found && published == t->run_id)
+        ok = ok && report_html_add_fact(page, "Status", "published", REPORT_HTML_GOOD) == 0;
+    else {
+        if (found)
+            snprintf(text, sizeof text, "not published (run %" PRId64 " is the published one)",
+                     published);
+        else
+            snprintf(text, sizeof text, "not published");
+        ok = ok && report_html_add_fact(page, "Status", text, REPORT_HTML_WARN) == 0;
+    }
+    size_t len = 0;
+    text[0] = '\0';
+    for (int v = 0; v < PQntuples(versions) && len < sizeof text; v++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%s (%s)", v ? ", " : "",
+                                PQgetvalue(versions, v, 0), PQgetvalue(versions, v, 1));
+    ok = ok && report_html_add_fact(page, "Versions", text, REPORT_HTML_PLAIN) == 0;
+    ok = ok && report_html_add_fact(page, "Ruleset", t->ruleset, REPORT_HTML_PLAIN) == 0;
+    if (t->data_source)
+        snprintf(text, sizeof text, "the projects of data source %s, #UNALLOCATED and #TOTAL",
+                 t->data_source);
+    else
+        snprintf(text, sizeof text, "the #TOTAL of each data source, and #ALL");
+    ok = ok && report_html_add_fact(page, "Columns", text, REPORT_HTML_PLAIN) == 0;
+    if (!ok) {
+        fprintf(stderr, "alloc-producer: report: out of memory building the page\n");
+        return ALLOC_EXIT_RUNTIME;
+    }
+    return ALLOC_EXIT_OK;
+}
+
+/* Writes the page to path through a temporary file in the same directory,
+ * renamed over path at the end, so that a failure never leaves half a page.
+ * Returns ALLOC_EXIT_OK, or ALLOC_EXIT_RUNTIME after printing why. */
+static int write_page(const report_html *page, const char *path) {
+    size_t len = strlen(path) + 32;
+    char *tmp = malloc(len);
+    if (!tmp) {
+        fprintf(stderr, "alloc-producer: report: out of memory\n");
+        return ALLOC_EXIT_RUNTIME;
+    }
+    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "alloc-producer: report: cannot write %s: %s\n", path, strerror(errno));
+        free(tmp);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    int failed = report_html_write(page, f) < 0;
+    int saved = errno;
+    if (fclose(f) != 0 && !failed) {
+        failed = 1;
+        saved = errno;
+    }
+    if (!failed && rename(tmp, path) != 0) {
+        failed = 1;
+        saved = errno;
+    }
+    if (failed) {
+        fprintf(stderr, "alloc-producer: report: cannot write %s: %s\n", path, strerror(saved));
+        unlink(tmp);
+        free(tmp);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    free(tmp);
+    return ALLOC_EXIT_OK;
+}
+
+/* The HTML page: facts, a chart of version M (else of the first version with
+ * rows) and a table per version. Built whole in memory before the file is
+ * touched. */
+static int write_html(db_conn *c, const report_target *t, const char *path) {
+    PGresult *versions = read_versions(c, t);
+    if (!versions)
+        return ALLOC_EXIT_RUNTIME;
+    PGresult *items = read_items(c, t);
+    if (!items) {
+        PQclear(versions);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    char title[512];
+    if (t->data_source)
+        snprintf(title, sizeof title, "Report of period %s, data source %s", t->period,
+                 t->data_source);
+    else
+        snprintf(title, sizeof title, "Report of period %s", t->period);
+    report_html *page = report_html_new(title);
+    int rc = page ? html_add_facts(page, c, t, versions) : ALLOC_EXIT_RUNTIME;
+    if (!page)
+        fprintf(stderr, "alloc-producer: report: out of memory building the page\n");
+
+    /* the charted version: M when selected and with rows, else the first with rows */
+    int nversions = PQntuples(versions), charted = -1;
+    PGresult **cells = calloc(nversions > 0 ? (size_t)nversions : 1, sizeof *cells);
+    if (!cells && rc == ALLOC_EXIT_OK) {
+        fprintf(stderr, "alloc-producer: report: out of memory\n");
+        rc = ALLOC_EXIT_RUNTIME;
+    }
+    for (int v = 0; v < nversions && rc == ALLOC_EXIT_OK; v++) {
+        cells[v] = read_cells(c, t, PQgetvalue(versions, v, 0));
+        if (!cells[v]) {
+            rc = ALLOC_EXIT_RUNTIME;
+            break;
+        }
+        if (PQntuples(cells[v]) > 0 && (charted < 0 || !strcmp(PQgetvalue(versions, v, 0), "M")))
+            charted = v;
+    }
+    for (int v = 0; v < nversions && rc == ALLOC_EXIT_OK; v++)
+        rc = html_add_version(page, t, PQgetvalue(versions, v, 0), PQgetvalue(versions, v, 1),
+                              items, cells[v], v == charted);
+    if (rc == ALLOC_EXIT_OK)
+        rc = write_page(page, path);
+    if (rc == ALLOC_EXIT_OK)
+        printf("report of period %s, run %" PRId64 " (%s) written to %s\n", t->period, t->run_id,
+               t->how, path);
+    for (int v = 0; cells && v < nversions; v++)
+        PQclear(cells[v]);
+    free(cells);
+    report_html_free(page);
     PQclear(items);
     PQclear(versions);
     return rc;
@@ -560,14 +951,16 @@ int cmd_report(const alloc_config *cfg, int argc, char **argv) {
         return ALLOC_EXIT_OK;
     }
     report_target t = {0};
-    const char *run_text = NULL, *format_text = NULL;
+    const char *run_text = NULL, *format_text = NULL, *by_text = NULL, *out_path = NULL;
     int checksum = 0;
     for (int i = 0; i < argc; i++) {
         const char *name = NULL;
         int got = 0;
-        static const char *const valued[] = {"--period", "--version", "--run", "--format"};
-        const char **slots[] = {&t.period, &t.version, &run_text, &format_text};
-        for (int k = 0; k < 4 && !got; k++) {
+        static const char *const valued[] = {"--period",      "--version", "--run", "--format",
+                                             "--data-source", "--by",      "--out"};
+        const char **slots[] = {&t.period,      &t.version, &run_text, &format_text,
+                                &t.data_source, &by_text,   &out_path};
+        for (int k = 0; k < 7 && !got; k++) {
             got = review_arg(argc, argv, &i, valued[k], slots[k]);
             name = valued[k];
         }
@@ -599,10 +992,30 @@ int cmd_report(const alloc_config *cfg, int argc, char **argv) {
             format = FORMAT_CSV;
         else if (!strcmp(format_text, "json"))
             format = FORMAT_JSON;
+        else if (!strcmp(format_text, "html"))
+            format = FORMAT_HTML;
         else
-            return usage_error(report_usage, "report: bad format '%s' (want table, csv or json)",
+            return usage_error(report_usage,
+                               "report: bad format '%s' (want table, csv, json or html)",
                                format_text);
     }
+    if (by_text && strcmp(by_text, "project") != 0 && strcmp(by_text, "data-source") != 0)
+        return usage_error(report_usage, "report: bad --by '%s' (want data-source or project)",
+                           by_text);
+    if (by_text && !strcmp(by_text, "project") && !t.data_source)
+        return usage_error(report_usage, "report: --by project needs --data-source");
+    if (by_text && !strcmp(by_text, "data-source") && t.data_source)
+        return usage_error(report_usage, "report: --data-source goes with --by project, "
+                                         "not --by data-source");
+    if (t.data_source && !*t.data_source)
+        return usage_error(report_usage, "report: empty --data-source");
+    if (checksum)
+        t.data_source = NULL; /* the checksum covers every row */
+    if (!checksum && format == FORMAT_HTML && (!out_path || !*out_path))
+        return usage_error(report_usage, "report: --format html needs --out F.html");
+    if (out_path && (checksum || format != FORMAT_HTML))
+        return usage_error(report_usage,
+                           "report: --out goes with --format html only (not --checksum)");
 
     db_conn *c = review_connect(cfg, "report");
     if (!c)
@@ -621,6 +1034,8 @@ int cmd_report(const alloc_config *cfg, int argc, char **argv) {
             rc = print_csv(c, &t);
         else if (format == FORMAT_JSON)
             rc = print_json(c, &t);
+        else if (format == FORMAT_HTML)
+            rc = write_html(c, &t, out_path);
         else
             rc = print_table(c, &t);
     }

@@ -18,7 +18,7 @@ static const struct {
     {"resume", cmd_resume, "finish an interrupted run"},
     {"abort", cmd_abort, "abort a running run"},
     {"status", cmd_status, "list runs: progress, control totals, staleness, findings"},
-    {"report", cmd_report, "print a period's report (table, csv, json) or its checksum"},
+    {"report", cmd_report, "print a period's report (table, csv, json, html) or its checksum"},
     {"publish", cmd_publish, "publish a succeeded run as the period's report"},
     {"import", cmd_import, "load a CSV (ledger, drivers, a template) or a ruleset, all-or-nothing"},
     {"close-period", cmd_close_period, "close a period: its ledger rows can no longer change"},

@@ -8,6 +8,7 @@ packages=(
     librabbitmq-dev libhiredis-dev libpq-dev libjansson-dev zlib1g-dev libssl-dev libxlsxwriter-dev
     rabbitmq-server redis-server postgresql postgresql-contrib
     docker-compose
+    chromium
 )
 
 missing=()
