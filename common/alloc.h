@@ -9,7 +9,7 @@
 typedef unsigned __int128 alloc_u128;
 
 /* Largest |amount| numeric(18,2) can hold, in cents. */
-#define ALLOC_MAX_CENTS 99999999999999999LL
+#define ALLOC_MAX_CENTS 999999999999999999LL
 /* Driver values are numeric(18,6): scaled by 10^6 they fit in 64 bits. */
 #define ALLOC_WEIGHT_SCALE 1000000ULL
 

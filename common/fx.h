@@ -29,7 +29,7 @@ fx_value fx_from_cents(int64_t cents);
 bool fx_value_true(fx_value v);
 
 /* Largest |amount| numeric(18,2) holds, in cents. */
-#define FX_MAX_CENTS 99999999999999999LL
+#define FX_MAX_CENTS 999999999999999999LL
 
 typedef enum {
     FX_STORE_OK = 0,    /* *cents holds the stored amount */

@@ -12,7 +12,7 @@
 #define MSG_VERSION 1
 
 /* The largest |cents| of an amount (a row's, a vector item's). */
-#define MSG_MAX_CENTS INT64_C(99999999999999999)
+#define MSG_MAX_CENTS INT64_C(999999999999999999)
 
 typedef enum msg_type {
     MSG_BUCKET = 1, /* producer -> split: the pending rows of one data source (or a part) */

@@ -42,7 +42,7 @@ from decimal import Decimal
 
 FUNCS = {"SUM", "IF", "ROUND", "ABS", "MIN", "MAX", "COALESCE"}
 KEYWORDS = {"AND", "OR", "NOT"}
-MAX_CENTS = 99999999999999999
+MAX_CENTS = 999999999999999999
 MAX_NESTING = 256
 sys.setrecursionlimit(100000)
 

@@ -496,7 +496,7 @@ static void storage_rounds_half_away_from_zero_at_cents(void) {
         {-0.001, FX_STORE_OK, 0},     {-0.005, FX_STORE_OK, -1},
         {0.005, FX_STORE_OK, 1},      {-0.0, FX_STORE_OK, 0},
         {123.45, FX_STORE_OK, 12345}, {1e14, FX_STORE_OK, 10000000000000000LL},
-        {1e15, FX_STORE_RANGE, 0},    {-1e15, FX_STORE_RANGE, 0},
+        {1e16, FX_STORE_RANGE, 0},    {-1e16, FX_STORE_RANGE, 0},
         {1e300, FX_STORE_RANGE, 0},   {0.1 + 0.2, FX_STORE_OK, 30},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {

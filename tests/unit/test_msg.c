@@ -14,8 +14,8 @@
 
 static msg_row sample_rows[] = {
     {1, "C01", "ITEM_A", "gl", 12345},
-    {2, "Zürich AG", "[odd item]", "salary", -99999999999999999},
-    {9007199254740993, "C\"q\\", "I\n\t", "rent", 99999999999999999},
+    {2, "Zürich AG", "[odd item]", "salary", -999999999999999999},
+    {9007199254740993, "C\"q\\", "I\n\t", "rent", 999999999999999999},
     {4, "C04", "ITEM_B", "gl", 0},
 };
 #define NSAMPLE (sizeof sample_rows / sizeof sample_rows[0])
@@ -416,19 +416,19 @@ static void test_row_errors(void) {
                        "rows[0][2]: expected a string, got null");
     expect_field_error(b, "rows", "[[1,\"C\",\"I\",[],1]]",
                        "rows[0][3]: expected a string, got an array");
-    expect_field_error(b, "rows", "[[1,\"C\",\"I\",\"gl\",100000000000000000]]",
-                       "rows[0][4]: amount 100000000000000000 cents out of range "
-                       "(|cents| <= 99999999999999999)");
-    expect_field_error(b, "rows", "[[1,\"C\",\"I\",\"gl\",-100000000000000000]]",
-                       "rows[0][4]: amount -100000000000000000 cents out of range "
-                       "(|cents| <= 99999999999999999)");
+    expect_field_error(b, "rows", "[[1,\"C\",\"I\",\"gl\",1000000000000000000]]",
+                       "rows[0][4]: amount 1000000000000000000 cents out of range "
+                       "(|cents| <= 999999999999999999)");
+    expect_field_error(b, "rows", "[[1,\"C\",\"I\",\"gl\",-1000000000000000000]]",
+                       "rows[0][4]: amount -1000000000000000000 cents out of range "
+                       "(|cents| <= 999999999999999999)");
     expect_field_error(b, "rows", "[[1,\"C\",\"I\",\"gl\",-9223372036854775808]]",
                        "rows[0][4]: amount -9223372036854775808 cents out of range "
-                       "(|cents| <= 99999999999999999)");
+                       "(|cents| <= 999999999999999999)");
     /* the limits themselves are fine */
     char *s = with_field(b, "rows",
-                         "[[1,\"C\",\"I\",\"gl\",-99999999999999999],"
-                         "[9223372036854775807,\"C\",\"I\",\"gl\",99999999999999999]]");
+                         "[[1,\"C\",\"I\",\"gl\",-999999999999999999],"
+                         "[9223372036854775807,\"C\",\"I\",\"gl\",999999999999999999]]");
     msg_any m;
     char err[256];
     CHECK(s && msg_decode(s, strlen(s), &m, err, sizeof err) == 0, "limits refused: %s", err);
@@ -539,8 +539,8 @@ static void test_encode_errors(void) {
     bad[1].item_code = "I";
     bad[1].cents = MSG_MAX_CENTS + 1;
     CHECK(msg_encode_batch(&bt, &len, err, sizeof err) == NULL, "huge cents encoded");
-    CHECK_ERR("encode batch: rows[1][4]: amount 100000000000000000 cents out of range "
-              "(|cents| <= 99999999999999999)");
+    CHECK_ERR("encode batch: rows[1][4]: amount 1000000000000000000 cents out of range "
+              "(|cents| <= 999999999999999999)");
     bt.rows = NULL;
     bt.nrows = 3;
     CHECK(msg_encode_batch(&bt, &len, err, sizeof err) == NULL, "NULL rows encoded");
