@@ -56,4 +56,26 @@ use_fresh_redis() {
     redis-cli -h "${hp%:*}" -p "${hp#*:}" -n "$1" flushdb >/dev/null
 }
 
+# start_consumers N [consumer flags...]: N consumers in the background, logs in
+# $LOGS (default: the test-logs directory); stop_consumers stops them all
+# (SIGTERM: each finishes the batches in hand) and waits.
+consumers=()
+start_consumers() {
+    local n=$1 i
+    shift
+    local dir=${LOGS:-$repo/.run/test-logs}
+    mkdir -p "$dir"
+    [ $# -gt 0 ] || set -- --threads 1
+    for ((i = 0; i < n; i++)); do
+        "$CONSUMER" "$@" >"$dir/consumer-$i-$RANDOM.log" 2>&1 &
+        consumers+=($!)
+    done
+}
+stop_consumers() {
+    local p
+    for p in "${consumers[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${consumers[@]}"; do wait "$p" 2>/dev/null; done
+    consumers=()
+}
+
 finish() { exit $T_FAILED; }

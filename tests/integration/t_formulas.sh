@@ -18,20 +18,6 @@ LOGS=$repo/.run/test-logs/t_formulas
 tmp=$(mktemp -d)
 mkdir -p "$LOGS"
 
-consumers=()
-start_consumers() { # N
-    local i
-    for ((i = 0; i < $1; i++)); do
-        "$CONSUMER" --threads 2 >"$LOGS/consumer-$i.log" 2>&1 &
-        consumers+=($!)
-    done
-}
-stop_consumers() {
-    local p
-    for p in "${consumers[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${consumers[@]}"; do wait "$p" 2>/dev/null; done
-    consumers=()
-}
 cleanup() {
     stop_consumers
     rm -rf "$tmp"
@@ -104,7 +90,7 @@ else not_ok "fx_eval.py agrees with tests/fx/cases" "$(head -n 3 <<<"$cases" | t
 "$PRODUCER" migrate >/dev/null || { not_ok "migrate"; finish; }
 "$GEN" --scale 0.01 --seed 3 --period $PERIOD >"$LOGS/gen.log" 2>&1 || { not_ok "generate" "$(tail -3 "$LOGS/gen.log")"; finish; }
 RULESET=$(sql -c "SELECT ruleset FROM period WHERE period_code = '$PERIOD'")
-start_consumers 2
+start_consumers 2 --threads 2
 
 # --- (a) every formula row and finding equals an independent evaluation
 run_period run1

@@ -13,20 +13,6 @@ BASELINE=${ALLOC_BASELINE_SQL:-$repo/../shared/bench/sql_baseline.sql}
 LOGS=$repo/.run/test-logs/t_pipeline
 rm -rf "$LOGS"; mkdir -p "$LOGS"
 
-consumers=()
-start_consumers() { # N
-    local i
-    for ((i = 0; i < $1; i++)); do
-        "$CONSUMER" --threads 1 >"$LOGS/consumer-$i-$RANDOM.log" 2>&1 &
-        consumers+=($!)
-    done
-}
-stop_consumers() {
-    local p
-    for p in "${consumers[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${consumers[@]}"; do wait "$p" 2>/dev/null; done
-    consumers=()
-}
 trap stop_consumers EXIT
 
 "$PRODUCER" migrate >/dev/null || { not_ok "migrate"; finish; }
