@@ -5,14 +5,16 @@
  *
  * Compiled formulas come from Redis only (never from PostgreSQL): a consumer
  * loads a key once and keeps it in memory; the key holds the ruleset and its
- * stamp, so a changed rule is a new key. A missing key puts the batch back
- * (the producer re-caches it while it waits). */
+ * stamp, so a changed rule is a new key. A missing key (Redis restarted) is
+ * waited for, up to FX_MISSING_WAIT_S, while the producer re-caches it; only
+ * then is the batch put back. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backoff.h"
 #include "consumer.h"
@@ -22,6 +24,11 @@
 #include "msg.h"
 
 #define FX_CACHE_MAX 4
+/* How long a batch waits for missing compiled formulas before it is requeued.
+ * The producer puts them back within a poll (about a second); an immediate
+ * requeue would spend the queue's delivery limit in milliseconds and get the
+ * batch dead-lettered, leaving the run unable to finish. */
+#define FX_MISSING_WAIT_S 30
 
 /* A compiled ruleset with its audit rules' severities and messages. */
 typedef struct fx_entry {
@@ -281,13 +288,15 @@ void formula_job(const consumer_env *env, job *j) {
     fx_scratch *scratch = fx_scratch_new();
     fx_entry *fx = NULL;
     backoff bo = BACKOFF_INIT;
+    time_t waiting_since = time(NULL);
     for (;;) {
         worker_conns *c = worker_connect(env, err, sizeof err);
         if (c && !fx) {
             int missing;
             fx = fx_get(c->cache, f->fx_key, &missing, err, sizeof err);
-            if (!fx && missing) {
-                /* the producer puts it back while it waits: try again later */
+            if (!fx && missing && time(NULL) - waiting_since >= FX_MISSING_WAIT_S) {
+                /* the producer puts it back while it waits (it may be down:
+                 * `resume` republishes unmarked batches); try again later */
                 j->outcome = JOB_REQUEUE;
                 snprintf(j->reason, sizeof j->reason, "%s", err);
                 log_warn("formula batch %s: %s; requeued", f->batch_id, err);

@@ -22,6 +22,22 @@ static void conns_init(void) {
     pthread_key_create(&conns_key, conns_destroy);
 }
 
+/* Batch transactions must be durable before their deliveries are acked: a
+ * commit the server acknowledged asynchronously (synchronous_commit = off, as
+ * on the local cluster) is lost in a server crash while its message is already
+ * gone from the queue, and the run can never complete. The setting is per
+ * session, so it is made again after every (re)connection. On failure the
+ * connection is closed, to be opened afresh on the next call. */
+static int durable_commits(worker_conns *c, char *err, size_t errlen) {
+    db_error e;
+    if (db_exec(c->db, "SET synchronous_commit = on", &e) == 0)
+        return 0;
+    snprintf(err, errlen, "%s", e.msg);
+    db_close(c->db);
+    c->db = NULL;
+    return -1;
+}
+
 worker_conns *worker_connect(const consumer_env *env, char *err, size_t errlen) {
     pthread_once(&conns_once, conns_init);
     worker_conns *c = pthread_getspecific(conns_key);
@@ -35,13 +51,16 @@ worker_conns *worker_connect(const consumer_env *env, char *err, size_t errlen) 
     }
     if (!c->db) {
         c->db = db_connect(env->cfg->pg_dsn, err, errlen);
-        if (!c->db) return NULL;
+        if (!c->db || durable_commits(c, err, errlen) != 0)
+            return NULL;
     } else if (!db_ok(c->db)) {
         db_error e;
         if (db_reset(c->db, 2000, &e) != 0) {
             snprintf(err, errlen, "%s", e.msg);
             return NULL;
         }
+        if (durable_commits(c, err, errlen) != 0)
+            return NULL;
     }
     if (!c->cache) {
         c->cache = cache_connect(env->cfg->redis_url, err, errlen);

@@ -9,7 +9,8 @@
 #
 # ALLOC_CLUSTER_DIR  state directory (default: <repo>/.run/cluster)
 # ALLOC_CLUSTER_PORT two-digit port prefix (default 15): PostgreSQL <p>432, Redis <p>379,
-#                    AMQP <p>672, Erlang distribution <p>673, epmd <p>369
+#                    AMQP <p>672, Erlang distribution <p>673, epmd <p>369,
+#                    rabbitmqctl <p>700-<p>720
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,6 +46,9 @@ rabbit_env() {
     export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/rabbitmq/advanced.config
     export RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq/rabbitmq-env.conf
     export RABBITMQ_PID_FILE=$dir/rabbitmq/rabbitmq.pid
+    # rabbitmqctl's own distribution ports: the default 35672-35682 would meet
+    # another cluster's ports
+    export RABBITMQ_CTL_DIST_PORT_MIN=${pfx}700 RABBITMQ_CTL_DIST_PORT_MAX=${pfx}720
     export HOME=$dir/rabbitmq
 }
 
