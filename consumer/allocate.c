@@ -46,7 +46,8 @@ static uint64_t pub_clock;
 static void pub_release(const pubdata *pd) {
     pthread_mutex_lock(&pub_lock);
     for (int i = 0; i < PUBDATA_CACHE_MAX; i++)
-        if (pub_cache[i].pd == pd) pub_cache[i].refs--;
+        if (pub_cache[i].pd == pd)
+            pub_cache[i].refs--;
     pthread_mutex_unlock(&pub_lock);
 }
 
@@ -102,7 +103,8 @@ static const pubdata *pub_store(const char *key, pubdata *pd) {
 static const pubdata *pub_get(const msg_batch *b, pubdata **owned, char *err, size_t errlen) {
     *owned = NULL;
     const pubdata *pd = pub_lookup(b->public_key);
-    if (pd) return pd;
+    if (pd)
+        return pd;
     size_t len = 0;
     char *body = cache_get(thread_cache, b->public_key, &len);
     if (!body) {
@@ -118,14 +120,17 @@ static const pubdata *pub_get(const msg_batch *b, pubdata **owned, char *err, si
         PGresult *r = db_query(thread_db, "SELECT body FROM run_public WHERE run_id = $1", 1, p,
                                PGRES_TUPLES_OK, &e);
         if (!r || PQntuples(r) != 1) {
-            snprintf(err, errlen, "public data of run %s is neither in Redis nor in run_public%s%.300s",
-                     id, r ? "" : ": ", r ? "" : e.msg);
-            if (r) PQclear(r);
+            snprintf(err, errlen,
+                     "public data of run %s is neither in Redis nor in run_public%s%.300s", id,
+                     r ? "" : ": ", r ? "" : e.msg);
+            if (r)
+                PQclear(r);
             return NULL;
         }
         len = (size_t)PQgetlength(r, 0, 0);
         body = malloc(len + 1);
-        if (body) memcpy(body, PQgetvalue(r, 0, 0), len + 1);
+        if (body)
+            memcpy(body, PQgetvalue(r, 0, 0), len + 1);
         PQclear(r);
         if (!body) {
             snprintf(err, errlen, "out of memory");
@@ -136,7 +141,8 @@ static const pubdata *pub_get(const msg_batch *b, pubdata **owned, char *err, si
     }
     pubdata *parsed = pubdata_parse(body, len, err, errlen);
     free(body);
-    if (!parsed) return NULL;
+    if (!parsed)
+        return NULL;
     pd = pub_store(b->public_key, parsed);
     if (!pd) {
         *owned = parsed;
@@ -147,7 +153,13 @@ static const pubdata *pub_get(const msg_batch *b, pubdata **owned, char *err, si
 
 /* ---- writing a batch ---------------------------------------------------------- */
 
-typedef enum { WRITE_OK = 0, WRITE_DUPLICATE, WRITE_DROPPED, WRITE_RETRY, WRITE_FAILED } write_result;
+typedef enum {
+    WRITE_OK = 0,
+    WRITE_DUPLICATE,
+    WRITE_DROPPED,
+    WRITE_RETRY,
+    WRITE_FAILED
+} write_result;
 
 static const char *target_code(const pubdata *pd, uint32_t t) {
     return t == BATCH_UNALLOCATED ? "#UNALLOCATED" : pubdata_project_code(pd, t);
@@ -181,7 +193,8 @@ static int copy_results(const consumer_env *env, const msg_batch *b, const pubda
                 return -1;
             }
         }
-        if (db_copy_in_end(thread_db, e) < 0) return -1;
+        if (db_copy_in_end(thread_db, e) < 0)
+            return -1;
     }
     if (res->n_unallocated) {
         if (db_copy_in_begin(thread_db,
@@ -202,7 +215,8 @@ static int copy_results(const consumer_env *env, const msg_batch *b, const pubda
                 return -1;
             }
         }
-        if (db_copy_in_end(thread_db, e) < 0) return -1;
+        if (db_copy_in_end(thread_db, e) < 0)
+            return -1;
     }
     if (res->n_details) {
         if (db_copy_in_begin(thread_db,
@@ -222,7 +236,8 @@ static int copy_results(const consumer_env *env, const msg_batch *b, const pubda
                 return -1;
             }
         }
-        if (db_copy_in_end(thread_db, e) < 0) return -1;
+        if (db_copy_in_end(thread_db, e) < 0)
+            return -1;
     }
     return 0;
 }
@@ -235,11 +250,13 @@ static write_result write_batch(const consumer_env *env, const msg_batch *b, con
     char id[32], rows[32];
     snprintf(id, sizeof id, "%" PRId64, b->run_id);
     snprintf(rows, sizeof rows, "%zu", b->nrows);
-    if (db_begin(thread_db, NULL, &e) != 0) goto db_failed;
+    if (db_begin(thread_db, NULL, &e) != 0)
+        goto db_failed;
     const char *p[] = {id};
-    PGresult *r = db_query(thread_db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR SHARE",
-                           1, p, PGRES_TUPLES_OK, &e);
-    if (!r) goto db_failed;
+    PGresult *r = db_query(thread_db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR SHARE", 1,
+                           p, PGRES_TUPLES_OK, &e);
+    if (!r)
+        goto db_failed;
     int running = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "running");
     if (!running)
         snprintf(err, errlen, "run %s is %s: batch dropped", id,
@@ -250,17 +267,21 @@ static write_result write_batch(const consumer_env *env, const msg_batch *b, con
         return WRITE_DROPPED;
     }
     const char *mp[] = {id, b->batch_id, env->name, rows};
-    int64_t added = db_exec_params(thread_db,
-                                   "INSERT INTO batch_marker (run_id, stage, batch_id, consumer, rows) "
-                                   "VALUES ($1, 'allocate', $2, $3, $4) ON CONFLICT DO NOTHING",
-                                   4, mp, &e);
-    if (added < 0) goto db_failed;
+    int64_t added =
+        db_exec_params(thread_db,
+                       "INSERT INTO batch_marker (run_id, stage, batch_id, consumer, rows) "
+                       "VALUES ($1, 'allocate', $2, $3, $4) ON CONFLICT DO NOTHING",
+                       4, mp, &e);
+    if (added < 0)
+        goto db_failed;
     if (added == 0) {
         db_rollback(thread_db, NULL);
         return WRITE_DUPLICATE;
     }
-    if (copy_results(env, b, pd, res, &e) != 0) goto db_failed;
-    if (db_commit(thread_db, &e) != 0) goto db_failed;
+    if (copy_results(env, b, pd, res, &e) != 0)
+        goto db_failed;
+    if (db_commit(thread_db, &e) != 0)
+        goto db_failed;
     return WRITE_OK;
 
 db_failed:
@@ -320,10 +341,11 @@ void allocate_job(const consumer_env *env, job *j) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         if (ensure_connections(env, err, sizeof err) == 0) {
-            if (!pd) pd = pub_get(b, &owned, err, sizeof err);
+            if (!pd)
+                pd = pub_get(b, &owned, err, sizeof err);
             if (pd && !allocated) {
-                if (batch_allocate(pd, b->data_source, b->rows, b->nrows,
-                                   b->detail, &res, err, sizeof err) != 0) {
+                if (batch_allocate(pd, b->data_source, b->rows, b->nrows, b->detail, &res, err,
+                                   sizeof err) != 0) {
                     j->outcome = JOB_DEAD;
                     snprintf(j->reason, sizeof j->reason, "batch %s: %s", b->batch_id, err);
                     log_error("%s", j->reason);

@@ -25,8 +25,8 @@ typedef struct job {
     uint64_t generation; /* connection generation the delivery came on */
     job_outcome outcome;
     char reason[512];
-    int notify;          /* this batch completed its stage: tell the producer */
-    int stage;           /* MSG_STAGE_ALLOCATE or MSG_STAGE_FORMULA, for the notice */
+    int notify; /* this batch completed its stage: tell the producer */
+    int stage;  /* MSG_STAGE_ALLOCATE or MSG_STAGE_FORMULA, for the notice */
     int64_t run_id;
     int64_t batch_count;
     struct job *next;
@@ -34,7 +34,7 @@ typedef struct job {
 
 typedef struct consumer_env {
     const alloc_config *cfg;
-    char name[160]; /* host:pid, recorded on batch markers */
+    char name[160];   /* host:pid, recorded on batch markers */
     atomic_int *stop; /* set by SIGTERM/SIGINT, read by every thread */
 } consumer_env;
 

@@ -52,13 +52,15 @@ static void fx_entry_clear(fx_entry *e) {
 
 static void fx_release(fx_entry *e) {
     pthread_mutex_lock(&fx_lock);
-    if (--e->refs == 0 && !e->key) fx_entry_clear(e);
+    if (--e->refs == 0 && !e->key)
+        fx_entry_clear(e);
     pthread_mutex_unlock(&fx_lock);
 }
 
 /* The compiled ruleset under key: from memory, else from Redis. Returns a held
  * entry (fx_release it), or NULL with err (missing: *missing set). */
-static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *err, size_t errlen) {
+static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *err,
+                        size_t errlen) {
     *missing = 0;
     pthread_mutex_lock(&fx_lock);
     for (int i = 0; i < FX_CACHE_MAX; i++) {
@@ -90,7 +92,8 @@ static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *
     free(bytes);
     free(audits_text);
     if (!rs || !json_is_array(audits) || json_array_size(audits) != fx_ruleset_audit_count(rs)) {
-        if (rs) snprintf(err, errlen, "compiled formulas %s: audit rules do not match", key);
+        if (rs)
+            snprintf(err, errlen, "compiled formulas %s: audit rules do not match", key);
         fx_ruleset_free(rs);
         json_decref(audits);
         return NULL;
@@ -106,7 +109,8 @@ static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *
             return &fx_cache[i];
         }
         if (fx_cache[i].refs == 0 &&
-            (slot < 0 || !fx_cache[i].key || (fx_cache[slot].key && fx_cache[i].used < fx_cache[slot].used)))
+            (slot < 0 || !fx_cache[i].key ||
+             (fx_cache[slot].key && fx_cache[i].used < fx_cache[slot].used)))
             slot = i;
     }
     if (slot < 0) {
@@ -153,7 +157,8 @@ static int write_results(db_conn *db, const char *run_id, const msg_formula *f, 
         goto done;
     for (size_t v = 0; v < f->nvectors; v++) {
         const msg_vector *vec = &f->vectors[v];
-        for (size_t i = 0; i < nslots; i++) values[i] = fx_number(0);
+        for (size_t i = 0; i < nslots; i++)
+            values[i] = fx_number(0);
         for (size_t i = 0; i < vec->nitems; i++) {
             long slot = fx_ruleset_slot(rs, vec->items[i].item_code);
             if (slot >= 0 && !fx_ruleset_slot_is_formula(rs, (size_t)slot))
@@ -161,7 +166,8 @@ static int write_results(db_conn *db, const char *run_id, const msg_formula *f, 
         }
         if (fx_ruleset_eval(rs, values, audits, scratch) != 0) {
             snprintf(e->msg, sizeof e->msg, "evaluation failed (out of memory)");
-            if (nform > 0) db_copy_in_abort(db, "evaluation failed");
+            if (nform > 0)
+                db_copy_in_abort(db, "evaluation failed");
             goto done;
         }
         for (size_t i = 0; i < nform; i++) {
@@ -183,19 +189,23 @@ static int write_results(db_conn *db, const char *run_id, const msg_formula *f, 
             }
             (*nrows)++;
         }
-        for (size_t a = 0; a < naudit; a++) failed[v * naudit + a] = !fx_value_true(audits[a]);
+        for (size_t a = 0; a < naudit; a++)
+            failed[v * naudit + a] = !fx_value_true(audits[a]);
     }
-    if (nform > 0 && db_copy_in_end(db, e) < 0) goto done;
+    if (nform > 0 && db_copy_in_end(db, e) < 0)
+        goto done;
 
     int open = 0;
     for (size_t v = 0; v < f->nvectors; v++) {
         for (size_t a = 0; a < naudit; a++) {
-            if (!failed[v * naudit + a]) continue;
+            if (!failed[v * naudit + a])
+                continue;
             if (!open) {
-                if (db_copy_in_begin(db,
-                                     "COPY audit_finding (run_id, version, data_source, project_code, "
-                                     "rule_code, severity, message) FROM STDIN",
-                                     e) != 0)
+                if (db_copy_in_begin(
+                        db,
+                        "COPY audit_finding (run_id, version, data_source, project_code, "
+                        "rule_code, severity, message) FROM STDIN",
+                        e) != 0)
                     goto done;
                 open = 1;
             }
@@ -214,7 +224,8 @@ static int write_results(db_conn *db, const char *run_id, const msg_formula *f, 
             (*nfindings)++;
         }
     }
-    if (open && db_copy_in_end(db, e) < 0) goto done;
+    if (open && db_copy_in_end(db, e) < 0)
+        goto done;
     rc = 0;
 done:
     free(values);
@@ -232,11 +243,13 @@ static f_result write_batch(const consumer_env *env, db_conn *db, const msg_form
     char id[32], nv[32];
     snprintf(id, sizeof id, "%" PRId64, f->run_id);
     snprintf(nv, sizeof nv, "%zu", f->nvectors);
-    if (db_begin(db, NULL, &e) != 0) goto db_failed;
+    if (db_begin(db, NULL, &e) != 0)
+        goto db_failed;
     const char *p[] = {id};
     PGresult *r = db_query(db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR SHARE", 1, p,
                            PGRES_TUPLES_OK, &e);
-    if (!r) goto db_failed;
+    if (!r)
+        goto db_failed;
     int running = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "running");
     if (!running)
         snprintf(err, errlen, "run %s is %s: formula batch dropped", id,
@@ -247,17 +260,21 @@ static f_result write_batch(const consumer_env *env, db_conn *db, const msg_form
         return F_DROPPED;
     }
     const char *mp[] = {id, f->batch_id, env->name, nv};
-    int64_t added = db_exec_params(db,
-                                   "INSERT INTO batch_marker (run_id, stage, batch_id, consumer, rows) "
-                                   "VALUES ($1, 'formula', $2, $3, $4) ON CONFLICT DO NOTHING",
-                                   4, mp, &e);
-    if (added < 0) goto db_failed;
+    int64_t added =
+        db_exec_params(db,
+                       "INSERT INTO batch_marker (run_id, stage, batch_id, consumer, rows) "
+                       "VALUES ($1, 'formula', $2, $3, $4) ON CONFLICT DO NOTHING",
+                       4, mp, &e);
+    if (added < 0)
+        goto db_failed;
     if (added == 0) {
         db_rollback(db, NULL);
         return F_DUPLICATE;
     }
-    if (write_results(db, id, f, fx, scratch, nrows, nfindings, &e) != 0) goto db_failed;
-    if (db_commit(db, &e) != 0) goto db_failed;
+    if (write_results(db, id, f, fx, scratch, nrows, nfindings, &e) != 0)
+        goto db_failed;
+    if (db_commit(db, &e) != 0)
+        goto db_failed;
     return F_OK;
 db_failed:
     snprintf(err, errlen, "%s", e.msg);
@@ -305,7 +322,8 @@ void formula_job(const consumer_env *env, job *j) {
         }
         if (c && fx) {
             size_t nrows = 0, nfindings = 0;
-            f_result w = write_batch(env, c->db, f, fx, scratch, &nrows, &nfindings, err, sizeof err);
+            f_result w =
+                write_batch(env, c->db, f, fx, scratch, &nrows, &nfindings, err, sizeof err);
             if (w == F_DROPPED) {
                 log_info("%s", err);
                 j->outcome = JOB_ACK;
@@ -313,7 +331,8 @@ void formula_job(const consumer_env *env, job *j) {
             }
             if (w == F_FAILED) {
                 j->outcome = JOB_REQUEUE;
-                snprintf(j->reason, sizeof j->reason, "write formula batch %s: %s", f->batch_id, err);
+                snprintf(j->reason, sizeof j->reason, "write formula batch %s: %s", f->batch_id,
+                         err);
                 log_error("%s", j->reason);
                 break;
             }
@@ -328,7 +347,8 @@ void formula_job(const consumer_env *env, job *j) {
                         log_info("formula batch %s: %zu vectors, %zu formula rows, %zu findings",
                                  f->batch_id, f->nvectors, nrows, nfindings);
                     else
-                        log_info("formula batch %s was done before: not written again", f->batch_id);
+                        log_info("formula batch %s was done before: not written again",
+                                 f->batch_id);
                     break;
                 }
             }
@@ -341,7 +361,8 @@ void formula_job(const consumer_env *env, job *j) {
         log_warn("formula batch %s: %s; retrying", f->batch_id, err);
         backoff_sleep(&bo);
     }
-    if (fx) fx_release(fx);
+    if (fx)
+        fx_release(fx);
     fx_scratch_free(scratch);
     msg_any_free(&m);
     log_set_batch(NULL);

@@ -22,7 +22,8 @@
 #include "msg.h"
 #include "pool.h"
 
-#define USAGE "alloc-consumer [--role split|allocate|formula|export|all] [--threads N] [connection flags]"
+#define USAGE                                                                                      \
+    "alloc-consumer [--role split|allocate|formula|export|all] [--threads N] [connection flags]"
 
 /* lock-free atomic: written by the signal handler, read by every thread */
 static atomic_int stop_requested;
@@ -92,14 +93,16 @@ static int drain_done(mq_conn *mq, uint64_t generation) {
         if (j->generation == generation) {
             int rc = MQ_OK;
             if (j->outcome == JOB_ACK) {
-                if (j->notify) notify_producer(mq, j);
+                if (j->notify)
+                    notify_producer(mq, j);
                 rc = mq_ack(mq, j->delivery.tag, err, sizeof err);
             } else if (j->outcome == JOB_REQUEUE) {
                 rc = mq_reject(mq, j->delivery.tag, 1, err, sizeof err);
             } else {
                 rc = mq_dead_letter(mq, &j->delivery, j->reason, err, sizeof err);
             }
-            if (rc != MQ_OK) log_warn("settle delivery: %s", err);
+            if (rc != MQ_OK)
+                log_warn("settle delivery: %s", err);
         }
         /* a job of an older connection: the broker redelivers it; its writes are idempotent */
         mq_delivery_free(&j->delivery);
@@ -130,15 +133,18 @@ static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int 
             return -1;
         }
         const char *v = argv[++i];
-        if (config_apply_flag(cfg, a, v)) continue;
+        if (config_apply_flag(cfg, a, v))
+            continue;
         if (!strcmp(a, "--role")) {
             *split = !strcmp(v, "split") || !strcmp(v, "all");
             *allocate = !strcmp(v, "allocate") || !strcmp(v, "all");
             *formula = !strcmp(v, "formula") || !strcmp(v, "all");
             export_role = !strcmp(v, "export") || !strcmp(v, "all");
             if (!*split && !*allocate && !*formula && !export_role) {
-                fprintf(stderr, "alloc-consumer: --role %s: expected split, allocate, formula, "
-                                "export or all\nusage: %s\n", v, USAGE);
+                fprintf(stderr,
+                        "alloc-consumer: --role %s: expected split, allocate, formula, "
+                        "export or all\nusage: %s\n",
+                        v, USAGE);
                 return -1;
             }
         } else if (!strcmp(a, "--threads")) {
@@ -169,7 +175,8 @@ static mq_conn *connect_broker(const alloc_config *cfg, int split, int allocate,
         mq_conn *mq = mq_connect(cfg->amqp_url, 30, err, sizeof err);
         if (mq && mq_declare_topology(mq, err, sizeof err) == MQ_OK &&
             (!split || mq_consume(mq, MQ_QUEUE_BUCKETS, 1, err, sizeof err) == MQ_OK) &&
-            (!allocate || mq_consume(mq, MQ_QUEUE_BATCHES, 2 * threads, err, sizeof err) == MQ_OK) &&
+            (!allocate ||
+             mq_consume(mq, MQ_QUEUE_BATCHES, 2 * threads, err, sizeof err) == MQ_OK) &&
             (!formula || mq_consume(mq, MQ_QUEUE_FORMULAS, threads, err, sizeof err) == MQ_OK))
             return mq;
         mq_close(mq);
@@ -205,14 +212,16 @@ int main(int argc, char **argv) {
     log_info("%s starting: roles%s%s%s, %d thread(s)", env.name, split ? " split" : "",
              allocate ? " allocate" : "", formula ? " formula" : "", threads);
     mq_conn *mq = connect_broker(&cfg, split, allocate, formula, threads);
-    if (!mq) return ALLOC_EXIT_OK; /* stopped before the broker came */
+    if (!mq)
+        return ALLOC_EXIT_OK; /* stopped before the broker came */
     pool *workers = pool_new(threads, (size_t)(3 * threads + 1)); /* >= every prefetch */
     if (!workers) {
         log_error("cannot start %d threads: %s", threads, strerror(errno));
         mq_close(mq);
         return ALLOC_EXIT_RUNTIME;
     }
-    if (export_role) export_start(&env, threads); /* its own thread; a failure is logged */
+    if (export_role)
+        export_start(&env, threads); /* its own thread; a failure is logged */
 
     uint64_t generation = 1;
     int in_hand = 0;

@@ -26,7 +26,8 @@ int split_bucket(const consumer_env *env, mq_conn *mq, const mq_delivery *d) {
         msg_any_free(&m);
         log_error("%s: dead-lettered", reason);
         int rc = mq_dead_letter(mq, d, reason, err, sizeof err);
-        if (rc != MQ_OK) log_error("dead-letter: %s", err);
+        if (rc != MQ_OK)
+            log_error("dead-letter: %s", err);
         return rc == MQ_ERR_CONN ? MQ_ERR_CONN : MQ_OK;
     }
     const msg_bucket *b = &m.bucket;
@@ -60,18 +61,21 @@ int split_bucket(const consumer_env *env, mq_conn *mq, const mq_delivery *d) {
         rc = mq_publish(mq, MQ_EXCHANGE_WORK, MQ_KEY_BATCH, body, len, NULL, 0, err, sizeof err);
         free(body);
     }
-    if (rc == MQ_OK) rc = mq_flush(mq, 60000, err, sizeof err);
+    if (rc == MQ_OK)
+        rc = mq_flush(mq, 60000, err, sizeof err);
     if (rc == MQ_OK) {
         rc = mq_ack(mq, d->tag, err, sizeof err);
         if (rc == MQ_OK)
-            log_info("bucket %s: %zu rows split into %zu batches", b->bucket_id, b->nrows, nbatches);
+            log_info("bucket %s: %zu rows split into %zu batches", b->bucket_id, b->nrows,
+                     nbatches);
     }
     if (rc == MQ_ERR) {
         /* not confirmed: let it come back (its batches are deduplicated by id) */
         log_warn("bucket %s not split: %s; requeued", b->bucket_id, err);
         rc = mq_reject(mq, d->tag, 1, err, sizeof err);
     }
-    if (rc != MQ_ERR_CONN) rc = MQ_OK;
+    if (rc != MQ_ERR_CONN)
+        rc = MQ_OK;
     msg_any_free(&m);
     log_set_run(0);
     return rc;

@@ -64,7 +64,8 @@ worker_conns *worker_connect(const consumer_env *env, char *err, size_t errlen) 
     }
     if (!c->cache) {
         c->cache = cache_connect(env->cfg->redis_url, err, errlen);
-        if (!c->cache) return NULL;
+        if (!c->cache)
+            return NULL;
     }
     return c;
 }

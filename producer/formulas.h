@@ -13,7 +13,7 @@ typedef struct formulas {
     fx_ruleset *rs;
     unsigned char *bytes; /* fx_ruleset_serialize() */
     size_t len;
-    char *audits;         /* JSON [[rule_code, severity, message], ...] in fx audit order */
+    char *audits; /* JSON [[rule_code, severity, message], ...] in fx audit order */
 } formulas;
 
 /* Reads the ruleset's report items (in sort_order, item_code order) and audit

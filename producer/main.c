@@ -1,4 +1,5 @@
-/* alloc-producer: the CLI and run coordinator. Dispatches to the commands of DESIGN.md section 4. */
+/* alloc-producer: the CLI and run coordinator. Dispatches to the commands of DESIGN.md section 4.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +27,9 @@ static const struct {
 };
 
 static void print_help(FILE *out) {
-    fprintf(out, "usage: alloc-producer COMMAND [options]   (alloc-producer COMMAND --help for more)\n\n"
-                 "commands:\n");
+    fprintf(out,
+            "usage: alloc-producer COMMAND [options]   (alloc-producer COMMAND --help for more)\n\n"
+            "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n%s", config_flags_help());
@@ -46,7 +48,8 @@ int usage_error(const char *usage, const char *fmt, ...) {
 
 int wants_help(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
     return 0;
 }
 
@@ -75,9 +78,12 @@ int main(int argc, char **argv) {
         return ALLOC_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(&cfg, argc - 2, argv + 2);
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(&cfg, argc - 2, argv + 2);
 
     fprintf(stderr, "alloc-producer: unknown command '%s'\n", argv[1]);
-    fprintf(stderr, "usage: alloc-producer COMMAND [options]   (alloc-producer --help lists the commands)\n");
+    fprintf(
+        stderr,
+        "usage: alloc-producer COMMAND [options]   (alloc-producer --help lists the commands)\n");
     return ALLOC_EXIT_USAGE;
 }

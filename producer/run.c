@@ -28,7 +28,9 @@
 #include "msg.h"
 #include <jansson.h>
 
-#define RUN_USAGE "alloc-producer run --period YYYY-MM [--detail] [--timeout S] [--batch-size N] [--bucket-rows N]"
+#define RUN_USAGE                                                                                  \
+    "alloc-producer run --period YYYY-MM [--detail] [--timeout S] [--batch-size N] "               \
+    "[--bucket-rows N]"
 #define RESUME_USAGE "alloc-producer resume --run ID [--timeout S]"
 #define ABORT_USAGE "alloc-producer abort --run ID"
 
@@ -80,15 +82,18 @@ static int parse_long(const char *s, long min, long *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min) return -1;
+    if (errno || end == s || *end || v < min)
+        return -1;
     *out = v;
     return 0;
 }
 
 int run_valid_period(const char *p) {
-    if (strlen(p) != 7 || p[4] != '-') return 0;
+    if (strlen(p) != 7 || p[4] != '-')
+        return 0;
     for (int i = 0; i < 7; i++)
-        if (i != 4 && (p[i] < '0' || p[i] > '9')) return 0;
+        if (i != 4 && (p[i] < '0' || p[i] > '9'))
+            return 0;
     int month = (p[5] - '0') * 10 + (p[6] - '0');
     return month >= 1 && month <= 12;
 }
@@ -101,7 +106,8 @@ static void i64s(int64_t v, char *buf, size_t len) {
  * projects under the same ruleset stamp never read a stale entry. */
 static uint64_t fnv1a(const char *s, size_t len) {
     uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
     return h;
 }
 
@@ -140,7 +146,8 @@ static void durable_commits(db_conn *db) {
 
 /* db_reset, then durable_commits. Returns 0, or -1 with e. */
 static int reset_db(db_conn *db, int max_wait_ms, db_error *e) {
-    if (db_reset(db, max_wait_ms, e) != 0) return -1;
+    if (db_reset(db, max_wait_ms, e) != 0)
+        return -1;
     durable_commits(db);
     return 0;
 }
@@ -153,7 +160,8 @@ static void mark_failed(run_state *st, const char *error) {
     db_error e;
     /* the failure may have been a lost connection: without one the run would
      * stay `running` with nobody driving it */
-    if (!db_ok(st->db)) reset_db(st->db, 30000, NULL);
+    if (!db_ok(st->db))
+        reset_db(st->db, 30000, NULL);
     db_rollback(st->db, NULL);
     if (db_exec_params(st->db,
                        "UPDATE alloc_run SET status = 'failed', error = $2, finished_at = now() "
@@ -173,7 +181,8 @@ static void mark_failed(run_state *st, const char *error) {
 static int report_rows(db_conn *db, const char *sql, int np, const char *const *p,
                        const char *fmt_kind, db_error *e) {
     PGresult *r = db_query(db, sql, np, p, PGRES_TUPLES_OK, e);
-    if (!r) return -1;
+    if (!r)
+        return -1;
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
         if (!strcmp(fmt_kind, "unbound"))
@@ -201,7 +210,8 @@ static int report_rows(db_conn *db, const char *sql, int np, const char *const *
 /* The bound ledger rows of the period: $1 period, $2 ruleset. */
 #define BOUND_ROWS                                                                                 \
     "SELECT e.entry_id, e.company_code, e.data_source, e.project_code, e.category, e.amount, "     \
-    "       e.budget_item_code, e.account_code, coalesce(bb.item_code, ba.item_code) AS item_code " \
+    "       e.budget_item_code, e.account_code, coalesce(bb.item_code, ba.item_code) AS "          \
+    "item_code "                                                                                   \
     "FROM ledger_entry e "                                                                         \
     "LEFT JOIN binding_rule bb ON bb.ruleset = $2 AND bb.match_kind = 'budget_item' "              \
     "     AND bb.match_code = e.budget_item_code "                                                 \
@@ -229,19 +239,23 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
                     "SELECT budget_item_code, account_code, count(*) FROM snap "
                     "WHERE item_code IS NULL AND $1::text IS NOT NULL AND $2::text IS NOT NULL "
                     "GROUP BY 1, 2 "
-                    "ORDER BY budget_item_code COLLATE \"C\" NULLS FIRST, account_code COLLATE \"C\" NULLS FIRST",
+                    "ORDER BY budget_item_code COLLATE \"C\" NULLS FIRST, account_code COLLATE "
+                    "\"C\" NULLS FIRST",
                     2, p, "unbound", e);
-    if (n < 0) return -1;
+    if (n < 0)
+        return -1;
     total += n;
-    n = report_rows(db,
-                    /* group first, then look each distinct code up */
-                    "SELECT e.project_code, e.n FROM (SELECT project_code, count(*) AS n FROM snap "
-                    "  WHERE project_code IS NOT NULL GROUP BY project_code) e "
-                    "WHERE $1::text IS NOT NULL AND $2::text IS NOT NULL "
-                    "AND NOT EXISTS (SELECT 1 FROM project p WHERE p.project_code = e.project_code) "
-                    "ORDER BY e.project_code COLLATE \"C\"",
-                    2, p, "project", e);
-    if (n < 0) return -1;
+    n = report_rows(
+        db,
+        /* group first, then look each distinct code up */
+        "SELECT e.project_code, e.n FROM (SELECT project_code, count(*) AS n FROM snap "
+        "  WHERE project_code IS NOT NULL GROUP BY project_code) e "
+        "WHERE $1::text IS NOT NULL AND $2::text IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM project p WHERE p.project_code = e.project_code) "
+        "ORDER BY e.project_code COLLATE \"C\"",
+        2, p, "project", e);
+    if (n < 0)
+        return -1;
     total += n;
     n = report_rows(db,
                     "SELECT b.item_code, CASE WHEN ri.item_code IS NULL "
@@ -252,7 +266,8 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
                     "WHERE (ri.item_code IS NULL OR ri.kind <> 'base') AND $1::text IS NOT NULL "
                     "ORDER BY b.item_code COLLATE \"C\"",
                     2, p, "item", e);
-    if (n < 0) return -1;
+    if (n < 0)
+        return -1;
     total += n;
     n = report_rows(db,
                     "SELECT b.item_code, v.version, sum(b.n) FROM "
@@ -266,7 +281,8 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
                     "    AND r.version = v.version AND r.item_code IN (b.item_code, '*')) "
                     "GROUP BY 1, 2 ORDER BY b.item_code COLLATE \"C\", v.version COLLATE \"C\"",
                     2, p, "rule", e);
-    if (n < 0) return -1;
+    if (n < 0)
+        return -1;
     total += n;
     log_info("snapshot: validation in %.1fs", elapsed_since(&t0));
     return total;
@@ -294,12 +310,14 @@ static const sql_step SNAPSHOT_STEPS[] = {
      "INSERT INTO report_before (run_id, version, data_source, project_code, item_code, amount) "
      "SELECT $1::bigint, v.version, p.data_source, b.project_code, b.item_code, sum(b.amount) "
      "FROM snap b JOIN project p ON p.project_code = b.project_code "
-     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
+     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
+     "(v.include_categories) "
      "GROUP BY 2, 3, 4, 5 "
      "UNION ALL "
      "SELECT $1::bigint, v.version, b.data_source, '#POOL', b.item_code, sum(b.amount) "
      "FROM snap b "
-     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
+     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
+     "(v.include_categories) "
      "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5 "
      /* in key order: the primary key index then grows at its end */
      "ORDER BY 2, 3, 4, 5"},
@@ -343,9 +361,11 @@ static int run_steps(db_conn *db, const char *phase, const sql_step *steps, size
     for (size_t i = 0; i < n; i++) {
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        PGresult *r = db_query(db, steps[i].sql, 1, p, strncmp(steps[i].sql, "WITH", 4)
-                                                            ? PGRES_COMMAND_OK : PGRES_TUPLES_OK, e);
-        if (!r) return -1;
+        PGresult *r =
+            db_query(db, steps[i].sql, 1, p,
+                     strncmp(steps[i].sql, "WITH", 4) ? PGRES_COMMAND_OK : PGRES_TUPLES_OK, e);
+        if (!r)
+            return -1;
         PQclear(r);
         log_info("%s: %s in %.1fs", phase, steps[i].label, elapsed_since(&t0));
     }
@@ -398,9 +418,9 @@ static int snapshot(run_state *st, const run_opts *o) {
         return fail_db("begin snapshot", &e);
 
     /* The period row, locked against a concurrent close-period until commit. */
-    PGresult *r = db_query(st->db,
-                           "SELECT ruleset, status FROM period WHERE period_code = $1 FOR SHARE",
-                           1, pp, PGRES_TUPLES_OK, &e);
+    PGresult *r =
+        db_query(st->db, "SELECT ruleset, status FROM period WHERE period_code = $1 FOR SHARE", 1,
+                 pp, PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
         return fail_db("read period", &e);
@@ -422,10 +442,11 @@ static int snapshot(run_state *st, const run_opts *o) {
 
     /* Register the run: the partial unique index admits one running run per period. */
     const char *rp[] = {o->period, st->ruleset, o->detail ? "true" : "false"};
-    r = db_query(st->db,
-                 "INSERT INTO alloc_run (period_code, ruleset, status, stage, detail, heartbeat_at) "
-                 "VALUES ($1, $2, 'running', 'snapshot', $3::boolean, now()) RETURNING run_id",
-                 3, rp, PGRES_TUPLES_OK, &e);
+    r = db_query(
+        st->db,
+        "INSERT INTO alloc_run (period_code, ruleset, status, stage, detail, heartbeat_at) "
+        "VALUES ($1, $2, 'running', 'snapshot', $3::boolean, now()) RETURNING run_id",
+        3, rp, PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
         if (db_error_is(&e, DB_SQLSTATE_UNIQUE_VIOLATION)) {
@@ -458,7 +479,8 @@ static int snapshot(run_state *st, const run_opts *o) {
     if (bad != 0) {
         formulas_free(&fx);
         db_rollback(st->db, NULL);
-        if (bad < 0) return fail_db("validate", &e);
+        if (bad < 0)
+            return fail_db("validate", &e);
         fprintf(stderr, "alloc-producer: period %s refused: %d validation error(s), nothing sent\n",
                 o->period, bad);
         return ALLOC_EXIT_VALIDATION;
@@ -466,27 +488,31 @@ static int snapshot(run_state *st, const run_opts *o) {
 
     char id[32];
     i64s(st->run_id, id, sizeof id);
-    if (run_steps(st->db, "snapshot", SNAPSHOT_STEPS, sizeof SNAPSHOT_STEPS / sizeof SNAPSHOT_STEPS[0],
-                  id, &e) != 0) SNAP_FAIL("snapshot");
+    if (run_steps(st->db, "snapshot", SNAPSHOT_STEPS,
+                  sizeof SNAPSHOT_STEPS / sizeof SNAPSHOT_STEPS[0], id, &e) != 0)
+        SNAP_FAIL("snapshot");
 
     char bucket_rows[32], batch_size[32];
     snprintf(bucket_rows, sizeof bucket_rows, "%ld", o->bucket_rows);
     snprintf(batch_size, sizeof batch_size, "%ld", o->batch_size);
     const char *bp[] = {id, bucket_rows, batch_size};
-    if (db_exec_params(st->db, BUCKETS_SQL, 3, bp, &e) < 0) SNAP_FAIL("buckets");
+    if (db_exec_params(st->db, BUCKETS_SQL, 3, bp, &e) < 0)
+        SNAP_FAIL("buckets");
 
     const char *rs[] = {st->ruleset};
     r = db_query(st->db, STAMP_SQL, 1, rs, PGRES_TUPLES_OK, &e);
-    if (!r) SNAP_FAIL("ruleset stamp");
+    if (!r)
+        SNAP_FAIL("ruleset stamp");
     snprintf(st->stamp, sizeof st->stamp, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
 
     const char *pub[] = {o->period, st->ruleset};
     r = db_query(st->db, PUBLIC_SQL, 2, pub, PGRES_TUPLES_OK, &e);
-    if (!r) SNAP_FAIL("public data");
+    if (!r)
+        SNAP_FAIL("public data");
     const char *body = PQgetvalue(r, 0, 0);
-    snprintf(st->public_key, sizeof st->public_key, "alloc:public:%s:%s:%s:%016" PRIx64,
-             o->period, st->ruleset, st->stamp, fnv1a(body, strlen(body)));
+    snprintf(st->public_key, sizeof st->public_key, "alloc:public:%s:%s:%s:%016" PRIx64, o->period,
+             st->ruleset, st->stamp, fnv1a(body, strlen(body)));
     /* the digest guards against two rule sets with one stamp (an edit committed
      * late with an older updated_at): the key is always that of these bytes */
     snprintf(st->fx_key, sizeof st->fx_key, "alloc:fx:%s:%s:%016" PRIx64, st->ruleset, st->stamp,
@@ -494,15 +520,18 @@ static int snapshot(run_state *st, const run_opts *o) {
     char *fx_hex = malloc(fx.len * 2 + 3);
     ALLOC_ASSERT(fx_hex != NULL);
     strcpy(fx_hex, "\\x");
-    for (size_t i = 0; i < fx.len; i++) snprintf(fx_hex + 2 + 2 * i, 3, "%02x", fx.bytes[i]);
+    for (size_t i = 0; i < fx.len; i++)
+        snprintf(fx_hex + 2 + 2 * i, 3, "%02x", fx.bytes[i]);
     const char *pk[] = {id, st->public_key, body, st->fx_key, fx_hex, fx.audits};
-    int64_t ok = db_exec_params(st->db,
-                                "INSERT INTO run_public (run_id, cache_key, body, fx_key, formulas, "
-                                "audits) VALUES ($1, $2, $3, $4, $5::bytea, $6)",
-                                6, pk, &e);
+    int64_t ok =
+        db_exec_params(st->db,
+                       "INSERT INTO run_public (run_id, cache_key, body, fx_key, formulas, "
+                       "audits) VALUES ($1, $2, $3, $4, $5::bytea, $6)",
+                       6, pk, &e);
     free(fx_hex);
     PQclear(r);
-    if (ok < 0) SNAP_FAIL("store public data");
+    if (ok < 0)
+        SNAP_FAIL("store public data");
     formulas_free(&fx);
 
     const char *up[] = {id, st->stamp, batch_size};
@@ -511,9 +540,11 @@ static int snapshot(run_state *st, const run_opts *o) {
                        "batch_size = $3::int, "
                        "expected_batches = (SELECT coalesce(sum(batch_count), 0) FROM run_bucket "
                        "WHERE run_id = $1) WHERE run_id = $1",
-                       3, up, &e) < 0) SNAP_FAIL("start run");
+                       3, up, &e) < 0)
+        SNAP_FAIL("start run");
 #undef SNAP_FAIL
-    if (db_commit(st->db, &e) != 0) return fail_db("commit snapshot", &e);
+    if (db_commit(st->db, &e) != 0)
+        return fail_db("commit snapshot", &e);
     return ALLOC_EXIT_OK;
 }
 
@@ -524,15 +555,17 @@ static int load_run(run_state *st, int64_t run_id, int *running) {
     i64s(run_id, id, sizeof id);
     const char *p[] = {id};
     db_error e;
-    PGresult *r = db_query(st->db,
-                           "SELECT r.period_code, r.ruleset, coalesce(r.ruleset_stamp, ''), r.status, "
-                           "r.detail, coalesce(r.expected_batches, 0), coalesce(r.rows_pending, 0), "
-                           "coalesce(u.cache_key, ''), coalesce(u.fx_key, ''), coalesce(r.stage, ''), "
-                           "coalesce(r.formula_batches, -1) "
-                           "FROM alloc_run r LEFT JOIN run_public u ON u.run_id = r.run_id "
-                           "WHERE r.run_id = $1",
-                           1, p, PGRES_TUPLES_OK, &e);
-    if (!r) return fail_db("read run", &e);
+    PGresult *r =
+        db_query(st->db,
+                 "SELECT r.period_code, r.ruleset, coalesce(r.ruleset_stamp, ''), r.status, "
+                 "r.detail, coalesce(r.expected_batches, 0), coalesce(r.rows_pending, 0), "
+                 "coalesce(u.cache_key, ''), coalesce(u.fx_key, ''), coalesce(r.stage, ''), "
+                 "coalesce(r.formula_batches, -1) "
+                 "FROM alloc_run r LEFT JOIN run_public u ON u.run_id = r.run_id "
+                 "WHERE r.run_id = $1",
+                 1, p, PGRES_TUPLES_OK, &e);
+    if (!r)
+        return fail_db("read run", &e);
     if (PQntuples(r) == 0) {
         PQclear(r);
         fprintf(stderr, "alloc-producer: unknown run %" PRId64 "\n", run_id);
@@ -564,11 +597,11 @@ static int cache_public(run_state *st) {
     db_error e;
     PGresult *r = db_query(st->db, "SELECT body FROM run_public WHERE run_id = $1", 1, p,
                            PGRES_TUPLES_OK, &e);
-    if (!r) return fail_db("read public data", &e);
+    if (!r)
+        return fail_db("read public data", &e);
     int rc = ALLOC_EXIT_OK;
-    if (PQntuples(r) == 1 &&
-        cache_set(st->cache, st->public_key, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0),
-                  PUBLIC_TTL_S) != 0) {
+    if (PQntuples(r) == 1 && cache_set(st->cache, st->public_key, PQgetvalue(r, 0, 0),
+                                       (size_t)PQgetlength(r, 0, 0), PUBLIC_TTL_S) != 0) {
         fprintf(stderr, "alloc-producer: cache public data of run %s: %s\n", id,
                 cache_error(st->cache));
         rc = ALLOC_EXIT_RUNTIME;
@@ -608,7 +641,8 @@ static bucket_plan *load_plans(run_state *st, int *n, db_error *e) {
         "FROM run_bucket b WHERE b.run_id = $1 "
         "ORDER BY b.data_source COLLATE \"C\", b.first_row",
         1, p, PGRES_TUPLES_OK, e);
-    if (!r) return NULL;
+    if (!r)
+        return NULL;
     *n = PQntuples(r);
     bucket_plan *b = calloc((size_t)*n + 1, sizeof *b);
     for (int i = 0; b && i < *n; i++) {
@@ -646,7 +680,8 @@ static int publish_bucket(run_state *st, const bucket_plan *b, msg_row *rows, si
         fprintf(stderr, "alloc-producer: encode bucket %s: %s\n", b->bucket_id, err);
         return ALLOC_EXIT_RUNTIME;
     }
-    int rc = mq_publish(st->mq, MQ_EXCHANGE_WORK, MQ_KEY_BUCKET, body, len, NULL, 0, err, sizeof err);
+    int rc =
+        mq_publish(st->mq, MQ_EXCHANGE_WORK, MQ_KEY_BUCKET, body, len, NULL, 0, err, sizeof err);
     free(body);
     if (rc != MQ_OK) {
         fprintf(stderr, "alloc-producer: publish bucket %s of run %" PRId64 ": %s\n", b->bucket_id,
@@ -662,10 +697,12 @@ static int publish_buckets(run_state *st, int *published) {
     db_error e;
     int nplans = 0;
     bucket_plan *plans = load_plans(st, &nplans, &e);
-    if (!plans) return fail_db("read buckets", &e);
+    if (!plans)
+        return fail_db("read buckets", &e);
     *published = 0;
     int todo = 0;
-    for (int i = 0; i < nplans; i++) todo += plans[i].publish;
+    for (int i = 0; i < nplans; i++)
+        todo += plans[i].publish;
     if (todo == 0) {
         free_plans(plans, nplans);
         return ALLOC_EXIT_OK;
@@ -674,11 +711,12 @@ static int publish_buckets(run_state *st, int *published) {
     char id[32];
     i64s(st->run_id, id, sizeof id);
     const char *p[] = {id};
-    db_stream *s = db_stream_open(st->db,
-                                  "SELECT entry_id, data_source, company_code, item_code, category, "
-                                  "cents FROM run_pending WHERE run_id = $1 "
-                                  "ORDER BY data_source COLLATE \"C\", item_code COLLATE \"C\", entry_id",
-                                  1, p, &e);
+    db_stream *s =
+        db_stream_open(st->db,
+                       "SELECT entry_id, data_source, company_code, item_code, category, "
+                       "cents FROM run_pending WHERE run_id = $1 "
+                       "ORDER BY data_source COLLATE \"C\", item_code COLLATE \"C\", entry_id",
+                       1, p, &e);
     if (!s) {
         free_plans(plans, nplans);
         return fail_db("stream pending rows", &e);
@@ -704,7 +742,8 @@ static int publish_buckets(run_state *st, int *published) {
             cur++;
         ALLOC_ASSERT(cur < nplans && row_in_source >= plans[cur].first_row);
         row_in_source++;
-        if (!plans[cur].publish) continue;
+        if (!plans[cur].publish)
+            continue;
 
         if (n == cap) {
             cap = cap ? cap * 2 : 1024;
@@ -714,7 +753,8 @@ static int publish_buckets(run_state *st, int *published) {
         }
         /* strings are copied into the arena and fixed up to pointers at publish time */
         size_t need = 0;
-        for (int c = 2; c <= 4; c++) need += (size_t)db_stream_getlen(s, c) + 1;
+        for (int c = 2; c <= 4; c++)
+            need += (size_t)db_stream_getlen(s, c) + 1;
         if (arena_len + need > arena_cap) {
             arena_cap = (arena_cap + need) * 2;
             char *grown = realloc(arena, arena_cap);
@@ -747,7 +787,8 @@ static int publish_buckets(run_state *st, int *published) {
             arena_len = 0;
         }
     }
-    if (rc == ALLOC_EXIT_OK && more < 0) rc = fail_db("stream pending rows", &e);
+    if (rc == ALLOC_EXIT_OK && more < 0)
+        rc = fail_db("stream pending rows", &e);
     db_stream_close(s);
     free(rows);
     free(arena);
@@ -784,7 +825,8 @@ static int run_status(run_state *st, char *status, size_t len, db_error *e) {
                            "UPDATE alloc_run SET heartbeat_at = now() WHERE run_id = $1 "
                            "RETURNING status",
                            1, p, PGRES_TUPLES_OK, e);
-    if (!r) return -1;
+    if (!r)
+        return -1;
     snprintf(status, len, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "missing");
     PQclear(r);
     return 0;
@@ -795,20 +837,24 @@ static int run_status(run_state *st, char *status, size_t len, db_error *e) {
 static void rebuild_counter(run_state *st, const char *stage, int64_t marked) {
     char err[256];
     int64_t count = counter_count(st->cache, st->run_id, stage, err, sizeof err);
-    if (count < 0 || count >= marked) return;
+    if (count < 0 || count >= marked)
+        return;
     char id[32];
     i64s(st->run_id, id, sizeof id);
     const char *p[] = {id, stage};
     db_error e;
-    PGresult *r = db_query(st->db, "SELECT batch_id FROM batch_marker WHERE run_id = $1 AND stage = $2",
-                           2, p, PGRES_TUPLES_OK, &e);
-    if (!r) return;
+    PGresult *r =
+        db_query(st->db, "SELECT batch_id FROM batch_marker WHERE run_id = $1 AND stage = $2", 2, p,
+                 PGRES_TUPLES_OK, &e);
+    if (!r)
+        return;
     int n = PQntuples(r);
     const char **ids = calloc((size_t)n + 1, sizeof *ids);
-    for (int i = 0; ids && i < n; i++) ids[i] = PQgetvalue(r, i, 0);
+    for (int i = 0; ids && i < n; i++)
+        ids[i] = PQgetvalue(r, i, 0);
     int64_t now = 0;
-    if (ids && counter_rebuild(st->cache, st->run_id, stage, ids, (size_t)n, &now, err,
-                               sizeof err) == 0)
+    if (ids &&
+        counter_rebuild(st->cache, st->run_id, stage, ids, (size_t)n, &now, err, sizeof err) == 0)
         log_warn("%s counter of run %" PRId64 " had %" PRId64
                  " of %d marked batches: rebuilt from the markers",
                  stage, st->run_id, count, n);
@@ -826,7 +872,8 @@ static void show_progress(run_state *st, const char *stage, int64_t done, int64_
     long eta = frac > 0 && frac < 1 ? (long)((double)elapsed * (1 - frac) / frac) : 0;
     char rate[64] = "";
     if (!strcmp(stage, "allocate") && elapsed > 0)
-        snprintf(rate, sizeof rate, ", %.0f rows/s", frac * (double)st->rows_pending / (double)elapsed);
+        snprintf(rate, sizeof rate, ", %.0f rows/s",
+                 frac * (double)st->rows_pending / (double)elapsed);
     if (isatty(STDOUT_FILENO)) {
         printf("\r%-9s batches %" PRId64 "/%" PRId64 "%s, elapsed %lds, ETA %lds   %s", stage, done,
                expected, rate, elapsed, eta, final ? "\n" : "");
@@ -857,38 +904,50 @@ static int wait_stage(run_state *st, const char *stage, int64_t expected, wait_h
     for (;;) {
         int64_t done = markers_done(st, stage, &e);
         if (done < 0) {
-            if (!db_ok(st->db) && reset_db(st->db, 60000, &e) == 0) continue;
+            if (!db_ok(st->db) && reset_db(st->db, 60000, &e) == 0)
+                continue;
             return fail_db("count batch markers", &e);
         }
         char status[32];
         if (run_status(st, status, sizeof status, &e) != 0) {
             /* PostgreSQL can go away here as well as in markers_done (a restart
              * while this UPDATE waits for a batch transaction's row lock) */
-            if (!db_ok(st->db) && reset_db(st->db, 60000, &e) == 0) continue;
+            if (!db_ok(st->db) && reset_db(st->db, 60000, &e) == 0)
+                continue;
             return fail_db("read run status", &e);
         }
         if (strcmp(status, "running") != 0) {
-            if (isatty(STDOUT_FILENO)) printf("\n");
+            if (isatty(STDOUT_FILENO))
+                printf("\n");
             fprintf(stderr, "alloc-producer: run %" PRId64 " is %s\n", st->run_id, status);
             return ALLOC_EXIT_RUNTIME;
         }
-        if (done != last_done) show_progress(st, stage, done, expected, done >= expected);
-        if (done >= expected) return ALLOC_EXIT_OK;
-        if (done == last_done) rebuild_counter(st, stage, done);
-        if (hook) hook(st);
+        if (done != last_done)
+            show_progress(st, stage, done, expected, done >= expected);
+        if (done >= expected)
+            return ALLOC_EXIT_OK;
+        if (done == last_done)
+            rebuild_counter(st, stage, done);
+        if (hook)
+            hook(st);
         last_done = done;
         if (run_interrupted) {
-            if (isatty(STDOUT_FILENO)) printf("\n");
-            fprintf(stderr, "alloc-producer: interrupted; run %" PRId64 " goes on: "
-                            "alloc-producer resume --run %" PRId64 "\n", st->run_id, st->run_id);
+            if (isatty(STDOUT_FILENO))
+                printf("\n");
+            fprintf(stderr,
+                    "alloc-producer: interrupted; run %" PRId64 " goes on: "
+                    "alloc-producer resume --run %" PRId64 "\n",
+                    st->run_id, st->run_id);
             return ALLOC_EXIT_TIMEOUT;
         }
         if (st->timeout_s > 0 && time(NULL) - st->started >= st->timeout_s) {
-            if (isatty(STDOUT_FILENO)) printf("\n");
-            fprintf(stderr,
-                    "alloc-producer: run %" PRId64 " timed out after %lds with %" PRId64 " of %" PRId64
-                    " %s batches done; it stays resumable: alloc-producer resume --run %" PRId64 "\n",
-                    st->run_id, st->timeout_s, done, expected, stage, st->run_id);
+            if (isatty(STDOUT_FILENO))
+                printf("\n");
+            fprintf(
+                stderr,
+                "alloc-producer: run %" PRId64 " timed out after %lds with %" PRId64 " of %" PRId64
+                " %s batches done; it stays resumable: alloc-producer resume --run %" PRId64 "\n",
+                st->run_id, st->timeout_s, done, expected, stage, st->run_id);
             return ALLOC_EXIT_TIMEOUT;
         }
         mq_delivery d;
@@ -958,9 +1017,11 @@ static int check_conservation(run_state *st, const char *id, char *msg, size_t l
         "LEFT JOIN (SELECT version, sum(amount) AS amount FROM report_after WHERE run_id = $1 "
         "  AND data_source <> '#ALL' AND project_code <> '#TOTAL' GROUP BY version) b "
         "  ON b.version = t.version "
-        "WHERE t.run_id = $1 AND t.amount <> coalesce(b.amount, 0) ORDER BY t.version COLLATE \"C\"",
+        "WHERE t.run_id = $1 AND t.amount <> coalesce(b.amount, 0) ORDER BY t.version COLLATE "
+        "\"C\"",
         1, p, PGRES_TUPLES_OK, e);
-    if (!r) return -1;
+    if (!r)
+        return -1;
     int bad = PQntuples(r) > 0;
     if (bad)
         snprintf(msg, len, "conservation failed for version %s: ledger total %s, report total %s",
@@ -984,7 +1045,8 @@ static int aggregate(run_state *st, int has_rules) {
         return fail_db("aggregate", &e);
     PGresult *r = db_query(st->db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR UPDATE", 1,
                            p, PGRES_TUPLES_OK, &e);
-    if (!r) return fail_db("aggregate", &e);
+    if (!r)
+        return fail_db("aggregate", &e);
     int running = PQntuples(r) && !strcmp(PQgetvalue(r, 0, 0), "running");
     PQclear(r);
     if (!running) {
@@ -1005,7 +1067,8 @@ static int aggregate(run_state *st, int has_rules) {
     int bad = check_conservation(st, id, msg, sizeof msg, &e);
     if (bad != 0) {
         db_rollback(st->db, NULL);
-        if (bad < 0) return fail_db("conservation check", &e);
+        if (bad < 0)
+            return fail_db("conservation check", &e);
         fprintf(stderr, "alloc-producer: run %s failed: %s\n", id, msg);
         mark_failed(st, msg);
         return ALLOC_EXIT_RUNTIME;
@@ -1020,7 +1083,8 @@ static int aggregate(run_state *st, int has_rules) {
         "DELETE FROM alloc_unallocated WHERE run_id = $1 AND $2::int IS NOT NULL",
         "DELETE FROM run_pending WHERE run_id = $1 AND $2::int IS NOT NULL",
         "UPDATE alloc_run SET stage = 'formula', formula_batches = CASE WHEN $2::int = 0 THEN 0 "
-        "  ELSE ((SELECT count(*) FROM (SELECT DISTINCT version, data_source, project_code FROM agg) a)"
+        "  ELSE ((SELECT count(*) FROM (SELECT DISTINCT version, data_source, project_code FROM "
+        "agg) a)"
         "      + (SELECT count(*) FROM (SELECT DISTINCT version, data_source FROM agg) b)"
         "      + (SELECT count(DISTINCT version) FROM agg) + $2::int - 1) / $2::int END "
         "WHERE run_id = $1",
@@ -1031,7 +1095,8 @@ static int aggregate(run_state *st, int has_rules) {
             return fail_db("finish allocation", &e);
         }
     }
-    if (db_commit(st->db, &e) != 0) return fail_db("commit aggregation", &e);
+    if (db_commit(st->db, &e) != 0)
+        return fail_db("commit aggregation", &e);
     int64_t fb = 0;
     if (db_query_int64(st->db, "SELECT formula_batches FROM alloc_run WHERE run_id = $1", 1, p, &fb,
                        &e) < 0)
@@ -1047,27 +1112,30 @@ static int finish(run_state *st) {
     i64s(st->run_id, id, sizeof id);
     const char *p[] = {id};
     db_error e;
-    if (db_begin(st->db, NULL, &e) != 0) return fail_db("finish run", &e);
+    if (db_begin(st->db, NULL, &e) != 0)
+        return fail_db("finish run", &e);
     int64_t n = db_exec_params(st->db,
                                "UPDATE alloc_run SET status = 'succeeded', stage = 'done', "
                                "finished_at = now() WHERE run_id = $1 AND status = 'running'",
                                1, p, &e);
     if (n <= 0) {
         db_rollback(st->db, NULL);
-        if (n < 0) return fail_db("finish run", &e);
+        if (n < 0)
+            return fail_db("finish run", &e);
         fprintf(stderr, "alloc-producer: run %s is no longer running\n", id);
         return ALLOC_EXIT_RUNTIME;
     }
-    if (db_exec_params(st->db,
-                       "INSERT INTO run_log (run_id, event, detail) "
-                       "SELECT run_id, 'succeeded', jsonb_build_object('period', period_code, "
-                       "  'rows_pending', rows_pending, 'rows_direct', rows_direct, "
-                       "  'allocate_batches', expected_batches, 'formula_batches', formula_batches, "
-                       "  'seconds', round(extract(epoch FROM finished_at - started_at)::numeric, 3), "
-                       "  'report_rows', (SELECT count(*) FROM report_after a WHERE a.run_id = r.run_id), "
-                       "  'findings', (SELECT count(*) FROM audit_finding f WHERE f.run_id = r.run_id)) "
-                       "FROM alloc_run r WHERE run_id = $1",
-                       1, p, &e) < 0 ||
+    if (db_exec_params(
+            st->db,
+            "INSERT INTO run_log (run_id, event, detail) "
+            "SELECT run_id, 'succeeded', jsonb_build_object('period', period_code, "
+            "  'rows_pending', rows_pending, 'rows_direct', rows_direct, "
+            "  'allocate_batches', expected_batches, 'formula_batches', formula_batches, "
+            "  'seconds', round(extract(epoch FROM finished_at - started_at)::numeric, 3), "
+            "  'report_rows', (SELECT count(*) FROM report_after a WHERE a.run_id = r.run_id), "
+            "  'findings', (SELECT count(*) FROM audit_finding f WHERE f.run_id = r.run_id)) "
+            "FROM alloc_run r WHERE run_id = $1",
+            1, p, &e) < 0 ||
         db_commit(st->db, &e) != 0) {
         db_rollback(st->db, NULL);
         return fail_db("finish run", &e);
@@ -1086,14 +1154,18 @@ static void announce(run_state *st) {
     mq_queue_opts qo = {0};
     for (int attempt = 0; attempt < 2; attempt++) {
         int rc = mq_declare_queue(st->mq, "alloc.notices", &qo, err, sizeof err);
-        if (rc == MQ_OK) rc = mq_bind(st->mq, "alloc.notices", MQ_EXCHANGE_EVENTS, "run.#", err, sizeof err);
+        if (rc == MQ_OK)
+            rc = mq_bind(st->mq, "alloc.notices", MQ_EXCHANGE_EVENTS, "run.#", err, sizeof err);
         if (rc == MQ_OK)
             rc = mq_publish(st->mq, MQ_EXCHANGE_EVENTS, "run.succeeded", body, (size_t)n, NULL, 0,
                             err, sizeof err);
-        if (rc == MQ_OK) rc = mq_flush(st->mq, 10000, err, sizeof err);
-        if (rc == MQ_OK) return;
+        if (rc == MQ_OK)
+            rc = mq_flush(st->mq, 10000, err, sizeof err);
+        if (rc == MQ_OK)
+            return;
         /* the aggregation may have outlasted the heartbeat: reconnect once */
-        if (rc != MQ_ERR_CONN || mq_reconnect(st->mq, 3, err, sizeof err) != MQ_OK) break;
+        if (rc != MQ_ERR_CONN || mq_reconnect(st->mq, 3, err, sizeof err) != MQ_OK)
+            break;
     }
     log_warn("event for run %" PRId64 " not published: %s", st->run_id, err);
 }
@@ -1125,7 +1197,8 @@ static int load_formulas(run_state *st, run_formulas *f) {
                            "SELECT encode(formulas, 'base64'), audits FROM run_public "
                            "WHERE run_id = $1 AND formulas IS NOT NULL",
                            1, p, PGRES_TUPLES_OK, &e);
-    if (!r) return fail_db("read the run's formulas", &e);
+    if (!r)
+        return fail_db("read the run's formulas", &e);
     if (PQntuples(r) != 1) {
         PQclear(r);
         fprintf(stderr, "alloc-producer: run %s has no compiled formulas\n", id);
@@ -1143,7 +1216,8 @@ static int load_formulas(run_state *st, run_formulas *f) {
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
         const char *c = strchr(alphabet, b64[i]);
-        if (!c || !b64[i]) continue; /* newlines and '=' padding */
+        if (!c || !b64[i])
+            continue; /* newlines and '=' padding */
         acc = (acc << 6) | (uint32_t)(c - alphabet);
         bits += 6;
         if (bits >= 8) {
@@ -1155,7 +1229,8 @@ static int load_formulas(run_state *st, run_formulas *f) {
     char err[256];
     f->rs = fx_ruleset_deserialize(f->bytes, f->len, err, sizeof err);
     if (!f->rs) {
-        fprintf(stderr, "alloc-producer: the compiled formulas of run %s are damaged: %s\n", id, err);
+        fprintf(stderr, "alloc-producer: the compiled formulas of run %s are damaged: %s\n", id,
+                err);
         run_formulas_free(f);
         return ALLOC_EXIT_RUNTIME;
     }
@@ -1173,11 +1248,14 @@ static const run_formulas *cached_formulas; /* for the wait hook */
 /* Puts the compiled formulas into Redis under their key (with the audit rules'
  * severities and messages beside them) unless they are there. */
 static void cache_formulas(run_state *st) {
-    if (!cached_formulas) return;
+    if (!cached_formulas)
+        return;
     redisReply *rep = cache_command(st->cache, "EXISTS %s %s", st->fx_key, audits_key(st));
     int present = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2;
-    if (rep) freeReplyObject(rep);
-    if (present) return;
+    if (rep)
+        freeReplyObject(rep);
+    if (present)
+        return;
     if (cache_set(st->cache, st->fx_key, cached_formulas->bytes, cached_formulas->len,
                   PUBLIC_TTL_S) != 0 ||
         cache_set(st->cache, audits_key(st), cached_formulas->audits,
@@ -1197,7 +1275,8 @@ static void vector_buf_clear(vector_buf *b) {
         free((char *)b->v[i].version);
         free((char *)b->v[i].data_source);
         free((char *)b->v[i].project_code);
-        for (size_t k = 0; k < b->v[i].nitems; k++) free((char *)b->v[i].items[k].item_code);
+        for (size_t k = 0; k < b->v[i].nitems; k++)
+            free((char *)b->v[i].items[k].item_code);
         free(b->v[i].items);
     }
     b->n = 0;
@@ -1224,7 +1303,8 @@ static int publish_formula_batch(run_state *st, int64_t k, vector_buf *b) {
         fprintf(stderr, "alloc-producer: encode formula batch %s: %s\n", batch_id, err);
         return ALLOC_EXIT_RUNTIME;
     }
-    int rc = mq_publish(st->mq, MQ_EXCHANGE_WORK, MQ_KEY_FORMULA, body, len, NULL, 0, err, sizeof err);
+    int rc =
+        mq_publish(st->mq, MQ_EXCHANGE_WORK, MQ_KEY_FORMULA, body, len, NULL, 0, err, sizeof err);
     free(body);
     if (rc != MQ_OK) {
         fprintf(stderr, "alloc-producer: publish formula batch %s: %s\n", batch_id, err);
@@ -1245,7 +1325,8 @@ static int publish_formulas(run_state *st, const fx_ruleset *rs) {
                               "SELECT substr(batch_id, 2)::bigint FROM batch_marker "
                               "WHERE run_id = $1 AND stage = 'formula'",
                               1, p, PGRES_TUPLES_OK, &e);
-    if (!done) return fail_db("read formula markers", &e);
+    if (!done)
+        return fail_db("read formula markers", &e);
     int ndone = PQntuples(done);
     db_stream *s = db_stream_open(st->db,
                                   "SELECT version, data_source, project_code, item_code, "
@@ -1285,9 +1366,11 @@ static int publish_formulas(run_state *st, const fx_ruleset *rs) {
             vector_buf_clear(&b);
             k++;
         }
-        if (more == 0 || rc != ALLOC_EXIT_OK) break;
+        if (more == 0 || rc != ALLOC_EXIT_OK)
+            break;
         long slot = fx_ruleset_slot(rs, db_stream_get(s, 3));
-        if (slot >= 0 && fx_ruleset_slot_is_formula(rs, (size_t)slot)) continue; /* a resumed run's */
+        if (slot >= 0 && fx_ruleset_slot_is_formula(rs, (size_t)slot))
+            continue; /* a resumed run's */
         if (new_vector) {
             if (b.n == b.cap) {
                 b.cap = b.cap ? b.cap * 2 : 64;
@@ -1316,8 +1399,9 @@ static int publish_formulas(run_state *st, const fx_ruleset *rs) {
     db_stream_close(s);
     PQclear(done);
     if (rc == ALLOC_EXIT_OK && k != st->formula_expected) {
-        fprintf(stderr, "alloc-producer: run %s: %" PRId64 " formula batches, %" PRId64 " expected\n",
-                id, k, st->formula_expected);
+        fprintf(stderr,
+                "alloc-producer: run %s: %" PRId64 " formula batches, %" PRId64 " expected\n", id,
+                k, st->formula_expected);
         rc = ALLOC_EXIT_RUNTIME;
     }
     if (rc == ALLOC_EXIT_OK) {
@@ -1335,11 +1419,13 @@ static int publish_formulas(run_state *st, const fx_ruleset *rs) {
 static int formula_stage(run_state *st) {
     run_formulas f;
     int rc = load_formulas(st, &f);
-    if (rc != ALLOC_EXIT_OK) return rc;
+    if (rc != ALLOC_EXIT_OK)
+        return rc;
     cached_formulas = &f;
     cache_formulas(st);
     rc = publish_formulas(st, f.rs);
-    if (rc == ALLOC_EXIT_OK) rc = wait_stage(st, "formula", st->formula_expected, cache_formulas);
+    if (rc == ALLOC_EXIT_OK)
+        rc = wait_stage(st, "formula", st->formula_expected, cache_formulas);
     cached_formulas = NULL;
     run_formulas_free(&f);
     return rc;
@@ -1369,7 +1455,8 @@ static int connect_services(run_state *st) {
 /* Publishes what is left of a registered run, waits for it and aggregates. */
 static int drive(run_state *st) {
     int rc = connect_services(st);
-    if (rc != ALLOC_EXIT_OK) return rc;
+    if (rc != ALLOC_EXIT_OK)
+        return rc;
     char err[512], queue[64], key[64];
     snprintf(queue, sizeof queue, "alloc.control.run.%" PRId64, st->run_id);
     snprintf(key, sizeof key, "run.%" PRId64, st->run_id);
@@ -1384,30 +1471,37 @@ static int drive(run_state *st) {
     int allocating = strcmp(st->stage, "formula") != 0;
     if (allocating && st->expected > 0) {
         rc = cache_public(st);
-        if (rc != ALLOC_EXIT_OK) return rc;
+        if (rc != ALLOC_EXIT_OK)
+            return rc;
         int published = 0;
         rc = publish_buckets(st, &published);
-        if (rc != ALLOC_EXIT_OK) return rc;
+        if (rc != ALLOC_EXIT_OK)
+            return rc;
         log_info("run %" PRId64 " of %s: %d bucket(s) published, %" PRId64 " batch(es) expected",
                  st->run_id, st->period, published, st->expected);
         rc = wait_stage(st, "allocate", st->expected, NULL);
-        if (rc != ALLOC_EXIT_OK) return rc;
+        if (rc != ALLOC_EXIT_OK)
+            return rc;
     }
     if (allocating) {
         run_formulas f;
         rc = load_formulas(st, &f);
-        if (rc != ALLOC_EXIT_OK) return rc;
+        if (rc != ALLOC_EXIT_OK)
+            return rc;
         int has_rules = fx_ruleset_formula_count(f.rs) + fx_ruleset_audit_count(f.rs) > 0;
         run_formulas_free(&f);
         rc = aggregate(st, has_rules);
-        if (rc != ALLOC_EXIT_OK) return rc;
+        if (rc != ALLOC_EXIT_OK)
+            return rc;
     }
     if (st->formula_expected > 0) {
         rc = formula_stage(st);
-        if (rc != ALLOC_EXIT_OK) return rc;
+        if (rc != ALLOC_EXIT_OK)
+            return rc;
     }
     rc = finish(st);
-    if (rc != ALLOC_EXIT_OK) return rc;
+    if (rc != ALLOC_EXIT_OK)
+        return rc;
     announce(st);
     mq_delete_queue(st->mq, queue, err, sizeof err);
     counter_clear(st->cache, st->run_id, err, sizeof err);
@@ -1453,23 +1547,30 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
             o.detail = 1;
             continue;
         }
-        if (i + 1 >= argc) return usage_error(RUN_USAGE, "%s: missing value or unknown option", a);
+        if (i + 1 >= argc)
+            return usage_error(RUN_USAGE, "%s: missing value or unknown option", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--period")) {
-            if (!run_valid_period(v)) return usage_error(RUN_USAGE, "--period %s: expected YYYY-MM", v);
+            if (!run_valid_period(v))
+                return usage_error(RUN_USAGE, "--period %s: expected YYYY-MM", v);
             o.period = v;
         } else if (!strcmp(a, "--timeout")) {
-            if (parse_long(v, 1, &o.timeout_s)) return usage_error(RUN_USAGE, "--timeout %s: expected seconds > 0", v);
+            if (parse_long(v, 1, &o.timeout_s))
+                return usage_error(RUN_USAGE, "--timeout %s: expected seconds > 0", v);
         } else if (!strcmp(a, "--batch-size")) {
-            if (parse_long(v, 1, &o.batch_size)) return usage_error(RUN_USAGE, "--batch-size %s: expected N > 0", v);
+            if (parse_long(v, 1, &o.batch_size))
+                return usage_error(RUN_USAGE, "--batch-size %s: expected N > 0", v);
         } else if (!strcmp(a, "--bucket-rows")) {
-            if (parse_long(v, 1, &o.bucket_rows)) return usage_error(RUN_USAGE, "--bucket-rows %s: expected N > 0", v);
+            if (parse_long(v, 1, &o.bucket_rows))
+                return usage_error(RUN_USAGE, "--bucket-rows %s: expected N > 0", v);
         } else {
             return usage_error(RUN_USAGE, "unknown option %s", a);
         }
     }
-    if (!o.period) return usage_error(RUN_USAGE, "--period is required");
-    if (o.bucket_rows < o.batch_size) o.bucket_rows = o.batch_size;
+    if (!o.period)
+        return usage_error(RUN_USAGE, "--period is required");
+    if (o.bucket_rows < o.batch_size)
+        o.bucket_rows = o.batch_size;
 
     install_signals();
     run_state st;
@@ -1494,9 +1595,11 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
     if (rc == ALLOC_EXIT_OK) {
         log_info("run %" PRId64 " of %s: %" PRId64 " pending rows in %" PRId64 " batches, snapshot "
                  "in %lds",
-                 st.run_id, st.period, st.rows_pending, st.expected, (long)(time(NULL) - st.started));
+                 st.run_id, st.period, st.rows_pending, st.expected,
+                 (long)(time(NULL) - st.started));
         rc = drive(&st);
-        if (rc == ALLOC_EXIT_RUNTIME && st.run_id) mark_failed(&st, "the producer failed; see its log");
+        if (rc == ALLOC_EXIT_RUNTIME && st.run_id)
+            mark_failed(&st, "the producer failed; see its log");
     }
     close_state(&st);
     return rc;
@@ -1505,34 +1608,40 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
 static int parse_run_id(const char *usage, int argc, char **argv, int64_t *run_id, long *timeout) {
     *run_id = 0;
     for (int i = 0; i < argc; i++) {
-        if (i + 1 >= argc) return usage_error(usage, "%s: missing value or unknown option", argv[i]);
+        if (i + 1 >= argc)
+            return usage_error(usage, "%s: missing value or unknown option", argv[i]);
         long v;
         if (!strcmp(argv[i], "--run")) {
-            if (parse_long(argv[i + 1], 1, &v)) return usage_error(usage, "--run %s: expected a run id", argv[i + 1]);
+            if (parse_long(argv[i + 1], 1, &v))
+                return usage_error(usage, "--run %s: expected a run id", argv[i + 1]);
             *run_id = v;
         } else if (timeout && !strcmp(argv[i], "--timeout")) {
-            if (parse_long(argv[i + 1], 1, &v)) return usage_error(usage, "--timeout %s: expected seconds > 0", argv[i + 1]);
+            if (parse_long(argv[i + 1], 1, &v))
+                return usage_error(usage, "--timeout %s: expected seconds > 0", argv[i + 1]);
             *timeout = v;
         } else {
             return usage_error(usage, "unknown option %s", argv[i]);
         }
         i++;
     }
-    if (!*run_id) return usage_error(usage, "--run is required");
+    if (!*run_id)
+        return usage_error(usage, "--run is required");
     return ALLOC_EXIT_OK;
 }
 
 int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
     if (wants_help(argc, argv)) {
-        printf("usage: %s\n\nFinishes an interrupted run: republishes the buckets whose batches are\n"
-               "not all done (done ones are never counted twice), waits and aggregates.\n\n%s",
-               RESUME_USAGE, config_flags_help());
+        printf(
+            "usage: %s\n\nFinishes an interrupted run: republishes the buckets whose batches are\n"
+            "not all done (done ones are never counted twice), waits and aggregates.\n\n%s",
+            RESUME_USAGE, config_flags_help());
         return ALLOC_EXIT_OK;
     }
     int64_t run_id;
     long timeout = 0;
     int rc = parse_run_id(RESUME_USAGE, argc, argv, &run_id, &timeout);
-    if (rc != ALLOC_EXIT_OK) return rc;
+    if (rc != ALLOC_EXIT_OK)
+        return rc;
     install_signals();
     run_state st;
     memset(&st, 0, sizeof st);
@@ -1550,7 +1659,8 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
     int running = 0;
     rc = load_run(&st, run_id, &running);
     if (rc == ALLOC_EXIT_OK && !running) {
-        fprintf(stderr, "alloc-producer: run %" PRId64 " is not running: nothing to resume\n", run_id);
+        fprintf(stderr, "alloc-producer: run %" PRId64 " is not running: nothing to resume\n",
+                run_id);
         rc = ALLOC_EXIT_REFUSED;
     }
     if (rc == ALLOC_EXIT_OK) {
@@ -1561,7 +1671,8 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
         db_error e;
         int64_t bs = 0;
         if (db_query_int64(st.db, "SELECT batch_size FROM alloc_run WHERE run_id = $1", 1, p, &bs,
-                           &e) == 1 && bs > 0)
+                           &e) == 1 &&
+            bs > 0)
             st.batch_size = (long)bs;
         log_set_run(run_id);
         log_info("resuming run %" PRId64 " of %s", run_id, st.period);
@@ -1579,7 +1690,8 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
     }
     int64_t run_id;
     int rc = parse_run_id(ABORT_USAGE, argc, argv, &run_id, NULL);
-    if (rc != ALLOC_EXIT_OK) return rc;
+    if (rc != ALLOC_EXIT_OK)
+        return rc;
     char err[512];
     db_conn *db = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!db) {
@@ -1608,7 +1720,8 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
             "INSERT INTO run_log (run_id, event) VALUES ($1, 'aborted')",
         };
         for (size_t i = 0; i < sizeof CLEANUP / sizeof CLEANUP[0]; i++)
-            if (db_exec_params(db, CLEANUP[i], 1, p, &e) < 0) log_warn("abort cleanup: %s", e.msg);
+            if (db_exec_params(db, CLEANUP[i], 1, p, &e) < 0)
+                log_warn("abort cleanup: %s", e.msg);
         printf("run %s aborted\n", id);
     }
     db_close(db);
