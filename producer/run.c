@@ -318,9 +318,7 @@ static const sql_step SNAPSHOT_STEPS[] = {
      "FROM snap b "
      "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
      "(v.include_categories) "
-     "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5 "
-     /* in key order: the primary key index then grows at its end */
-     "ORDER BY 2, 3, 4, 5"},
+     "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5"},
     {"version totals",
      /* per version: what conservation must find again at the end */
      "INSERT INTO run_version_total (run_id, version, rows, amount) "
