@@ -163,6 +163,10 @@ stop_all() {
                 rm -f "$RABBITMQ_PID_FILE"
             fi
             epmd -port "$epmd_port" -kill >/dev/null 2>&1 || true
+            # -kill is refused while a (CLI) node is still registered: stop it by its port
+            for pid in $(ss -ltnpH "sport = :$epmd_port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+                kill "$pid" 2>/dev/null || true
+            done
         )
         say "rabbitmq stopped"
     fi
