@@ -68,7 +68,9 @@ if [ $unit_only -eq 0 ]; then
         echo "$passed passed, $((failed + 1)) failed"
         exit 1
     fi
+    started_cluster=0
     if grep -qE '^cluster: [a-z]+ answers on' "$log_dir/cluster-start.log"; then
+        started_cluster=1
         trap 'deploy/local/cluster.sh stop' EXIT
     fi
     eval "$env_out"
@@ -79,6 +81,12 @@ if [ $unit_only -eq 0 ]; then
         [ -n "$only" ] && [[ "$name" != *"$only"* ]] && continue
         run_one "$name" bash "$t"
     done
+fi
+
+# Stop what this run started before the summary, so that the summary is the last line.
+if [ "${started_cluster:-0}" = 1 ]; then
+    deploy/local/cluster.sh stop >"$log_dir/cluster-stop.log" 2>&1
+    trap - EXIT
 fi
 
 if [ ${#failures[@]} -gt 0 ]; then
