@@ -1,0 +1,388 @@
+/* The snapshot transaction of a run: validation (DESIGN.md 5.2), registration
+ * and the copies a run keeps of its snapshot (5.1, 5.4). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "formulas.h"
+#include "log.h"
+#include "run.h"
+
+/* FNV-1a of the public data: part of its cache key, so changed drivers or
+ * projects under the same ruleset stamp never read a stale entry. */
+static uint64_t fnv1a(const char *s, size_t len) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* ---- validation (DESIGN.md 5.2) -------------------------------------------- */
+
+/* Prints one line per row of a validation query; returns the rows found, -1 on error. */
+static int report_rows(db_conn *db, const char *sql, int np, const char *const *p,
+                       const char *fmt_kind, db_error *e) {
+    PGresult *r = db_query(db, sql, np, p, PGRES_TUPLES_OK, e);
+    if (!r)
+        return -1;
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(fmt_kind, "unbound"))
+            fprintf(stderr,
+                    "alloc-producer: unbound ledger rows: budget_item_code=%s account_code=%s "
+                    "(%s rows)\n",
+                    PQgetisnull(r, i, 0) ? "NULL" : PQgetvalue(r, i, 0),
+                    PQgetisnull(r, i, 1) ? "NULL" : PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+        else if (!strcmp(fmt_kind, "project"))
+            fprintf(stderr, "alloc-producer: unknown project %s on direct rows (%s rows)\n",
+                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+        else if (!strcmp(fmt_kind, "item"))
+            fprintf(stderr, "alloc-producer: bound item %s %s (%s rows)\n", PQgetvalue(r, i, 0),
+                    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+        else
+            fprintf(stderr,
+                    "alloc-producer: item %s has no allocation rule in version %s and the "
+                    "version has no '*' rule (%s pending rows)\n",
+                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    }
+    PQclear(r);
+    return n;
+}
+
+/* The bound ledger rows of the period: $1 period, $2 ruleset. */
+#define BOUND_ROWS                                                                                 \
+    "SELECT e.entry_id, e.company_code, e.data_source, e.project_code, e.category, e.amount, "     \
+    "       e.budget_item_code, e.account_code, coalesce(bb.item_code, ba.item_code) AS "          \
+    "item_code "                                                                                   \
+    "FROM ledger_entry e "                                                                         \
+    "LEFT JOIN binding_rule bb ON bb.ruleset = $2 AND bb.match_kind = 'budget_item' "              \
+    "     AND bb.match_code = e.budget_item_code "                                                 \
+    "LEFT JOIN binding_rule ba ON ba.ruleset = $2 AND ba.match_kind = 'account' "                  \
+    "     AND ba.match_code = e.account_code "                                                     \
+    "WHERE e.period_code = $1"
+
+static int validate(db_conn *db, const char *period, const char *ruleset, db_error *e) {
+    const char *p[] = {period, ruleset};
+    int total = 0, n;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* the bound rows of the snapshot, read once: every later step reads this */
+    if (db_exec(db,
+                "CREATE TEMP TABLE snap (entry_id bigint, company_code text, data_source text, "
+                "project_code text, category text, amount numeric(18,2), budget_item_code text, "
+                "account_code text, item_code text) ON COMMIT DROP",
+                e) != 0 ||
+        db_exec_params(db, "INSERT INTO snap " BOUND_ROWS, 2, p, e) < 0 ||
+        db_exec(db, "ANALYZE snap", e) != 0)
+        return -1;
+    log_info("snapshot: bound ledger rows in %.1fs", run_elapsed(&t0));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    n = report_rows(db,
+                    "SELECT budget_item_code, account_code, count(*) FROM snap "
+                    "WHERE item_code IS NULL AND $1::text IS NOT NULL AND $2::text IS NOT NULL "
+                    "GROUP BY 1, 2 "
+                    "ORDER BY budget_item_code COLLATE \"C\" NULLS FIRST, account_code COLLATE "
+                    "\"C\" NULLS FIRST",
+                    2, p, "unbound", e);
+    if (n < 0)
+        return -1;
+    total += n;
+    n = report_rows(
+        db,
+        /* group first, then look each distinct code up */
+        "SELECT e.project_code, e.n FROM (SELECT project_code, count(*) AS n FROM snap "
+        "  WHERE project_code IS NOT NULL GROUP BY project_code) e "
+        "WHERE $1::text IS NOT NULL AND $2::text IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM project p WHERE p.project_code = e.project_code) "
+        "ORDER BY e.project_code COLLATE \"C\"",
+        2, p, "project", e);
+    if (n < 0)
+        return -1;
+    total += n;
+    n = report_rows(db,
+                    "SELECT b.item_code, CASE WHEN ri.item_code IS NULL "
+                    "  THEN 'does not exist in ruleset ' || $2 ELSE 'is not a base item' END, b.n "
+                    "FROM (SELECT item_code, count(*) AS n FROM snap WHERE item_code IS NOT NULL "
+                    "      GROUP BY item_code) b "
+                    "LEFT JOIN report_item ri ON ri.ruleset = $2 AND ri.item_code = b.item_code "
+                    "WHERE (ri.item_code IS NULL OR ri.kind <> 'base') AND $1::text IS NOT NULL "
+                    "ORDER BY b.item_code COLLATE \"C\"",
+                    2, p, "item", e);
+    if (n < 0)
+        return -1;
+    total += n;
+    n = report_rows(db,
+                    "SELECT b.item_code, v.version, sum(b.n) FROM "
+                    "  (SELECT item_code, category, count(*) AS n FROM snap "
+                    "   WHERE project_code IS NULL AND item_code IS NOT NULL "
+                    "   GROUP BY item_code, category) b "
+                    "JOIN report_version v ON v.include_categories IS NULL "
+                    "     OR b.category = ANY (v.include_categories) "
+                    "WHERE $1::text IS NOT NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM allocation_rule r WHERE r.ruleset = $2 "
+                    "    AND r.version = v.version AND r.item_code IN (b.item_code, '*')) "
+                    "GROUP BY 1, 2 ORDER BY b.item_code COLLATE \"C\", v.version COLLATE \"C\"",
+                    2, p, "rule", e);
+    if (n < 0)
+        return -1;
+    total += n;
+    log_info("snapshot: validation in %.1fs", run_elapsed(&t0));
+    return total;
+}
+
+/* ---- the snapshot transaction ------------------------------------------------ */
+
+/* Copies of the snapshot the run keeps; $1 is the run id. They read `snap`, the
+ * bound ledger rows of the period, materialized once by validate(). */
+static const sql_step SNAPSHOT_STEPS[] = {
+    {"pending rows",
+     /* pending rows with their items: buckets are cut from here, now and by resume */
+     "INSERT INTO run_pending (run_id, entry_id, data_source, company_code, item_code, category, "
+     "    cents) "
+     "SELECT $1::bigint, entry_id, data_source, company_code, item_code, category, "
+     "       (amount * 100)::bigint "
+     "FROM snap WHERE project_code IS NULL"},
+    {"report_before",
+     /* direct rows at their project (in its data source), pending ones at #POOL */
+     "INSERT INTO report_before (run_id, version, data_source, project_code, item_code, amount) "
+     "SELECT $1::bigint, v.version, p.data_source, b.project_code, b.item_code, sum(b.amount) "
+     "FROM snap b JOIN project p ON p.project_code = b.project_code "
+     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
+     "(v.include_categories) "
+     "GROUP BY 2, 3, 4, 5 "
+     "UNION ALL "
+     "SELECT $1::bigint, v.version, b.data_source, '#POOL', b.item_code, sum(b.amount) "
+     "FROM snap b "
+     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
+     "(v.include_categories) "
+     "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5"},
+    {"version totals",
+     /* per version: what conservation must find again at the end */
+     "INSERT INTO run_version_total (run_id, version, rows, amount) "
+     "SELECT $1::bigint, v.version, count(b.entry_id), coalesce(sum(b.amount), 0) "
+     "FROM report_version v LEFT JOIN snap b "
+     "     ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
+     "GROUP BY v.version"},
+    {"control totals",
+     /* control totals and the period's change counter as the snapshot saw it */
+     "UPDATE alloc_run r SET "
+     "  rows_pending = t.rp, amount_pending = t.ap, rows_direct = t.rd, amount_direct = t.ad, "
+     "  change_seq = (SELECT change_seq FROM period WHERE period_code = r.period_code) "
+     "FROM (SELECT count(*) FILTER (WHERE project_code IS NULL) AS rp, "
+     "             coalesce(sum(amount) FILTER (WHERE project_code IS NULL), 0) AS ap, "
+     "             count(*) FILTER (WHERE project_code IS NOT NULL) AS rd, "
+     "             coalesce(sum(amount) FILTER (WHERE project_code IS NOT NULL), 0) AS ad "
+     "      FROM snap) t "
+     "WHERE r.run_id = $1"},
+    {"earlier results",
+     /* results of earlier unpublished runs of the period go (DESIGN.md 5.6) */
+     "WITH old AS (SELECT o.run_id FROM alloc_run o JOIN alloc_run r ON r.run_id = $1 "
+     "             AND o.period_code = r.period_code AND o.run_id <> r.run_id "
+     "             WHERE o.run_id NOT IN (SELECT run_id FROM report_published)), "
+     " d1 AS (DELETE FROM report_after WHERE run_id IN (SELECT run_id FROM old)), "
+     " d2 AS (DELETE FROM report_before WHERE run_id IN (SELECT run_id FROM old)), "
+     " d3 AS (DELETE FROM alloc_detail WHERE run_id IN (SELECT run_id FROM old)), "
+     " d4 AS (DELETE FROM audit_finding WHERE run_id IN (SELECT run_id FROM old)), "
+     " d5 AS (DELETE FROM alloc_partial WHERE run_id IN (SELECT run_id FROM old)), "
+     " d6 AS (DELETE FROM run_pending WHERE run_id IN (SELECT run_id FROM old)), "
+     " d7 AS (DELETE FROM alloc_unallocated WHERE run_id IN (SELECT run_id FROM old)) "
+     "SELECT 1"},
+};
+
+/* Runs steps with $1 = run id, logging how long each took. Returns 0 or -1 with e. */
+int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,
+              db_error *e) {
+    const char *p[] = {run_id};
+    for (size_t i = 0; i < n; i++) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        PGresult *r =
+            db_query(db, steps[i].sql, 1, p,
+                     strncmp(steps[i].sql, "WITH", 4) ? PGRES_COMMAND_OK : PGRES_TUPLES_OK, e);
+        if (!r)
+            return -1;
+        PQclear(r);
+        log_info("%s: %s in %.1fs", phase, steps[i].label, run_elapsed(&t0));
+    }
+    return 0;
+}
+
+/* Buckets: each data source's pending rows in (item, entry) order, cut every
+ * $4 rows; each bucket is split into batches of $5 rows. */
+static const char *BUCKETS_SQL =
+    "INSERT INTO run_bucket (run_id, bucket_id, data_source, first_row, row_count, batch_count) "
+    "SELECT $1, s.data_source || '#' || k, s.data_source, k * $2::bigint, "
+    "       least($2::bigint, s.n - k * $2::bigint), "
+    "       ((least($2::bigint, s.n - k * $2::bigint) + $3::bigint - 1) / $3::bigint)::int "
+    "FROM (SELECT data_source, count(*) AS n FROM run_pending WHERE run_id = $1 GROUP BY 1) s, "
+    "     generate_series(0, (s.n - 1) / $2::bigint) k";
+
+static const char *PUBLIC_SQL =
+    "SELECT json_build_object("
+    " 'versions', (SELECT coalesce(json_agg(json_build_array(version, include_categories) "
+    "              ORDER BY version COLLATE \"C\"), '[]') FROM report_version),"
+    " 'rules', (SELECT coalesce(json_agg(json_build_array(version, item_code, driver, scope) "
+    "           ORDER BY version COLLATE \"C\", item_code COLLATE \"C\"), '[]') "
+    "           FROM allocation_rule WHERE ruleset = $2),"
+    " 'projects', (SELECT coalesce(json_agg(json_build_array(project_code, company_code, "
+    "              data_source) ORDER BY project_code COLLATE \"C\"), '[]') FROM project "
+    "              WHERE active),"
+    " 'drivers', (SELECT coalesce(json_agg(json_build_array(d.driver, d.project_code, "
+    "             d.value::text) ORDER BY d.driver COLLATE \"C\", d.project_code COLLATE \"C\"), "
+    "             '[]') FROM allocation_driver d JOIN project p ON p.project_code = d.project_code "
+    "             AND p.active WHERE d.period_code = $1)"
+    ")::text";
+
+/* The ruleset stamp: the latest updated_at over its rows (a rule's update time
+ * is its version), with the row count so that a deleted rule changes it too. */
+static const char *STAMP_SQL =
+    "SELECT coalesce(to_char(max(u) AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS.US'), 'empty') "
+    "       || '-' || sum(n) FROM ("
+    " SELECT max(updated_at) AS u, count(*) AS n FROM report_item WHERE ruleset = $1"
+    " UNION ALL SELECT max(updated_at), count(*) FROM binding_rule WHERE ruleset = $1"
+    " UNION ALL SELECT max(updated_at), count(*) FROM allocation_rule WHERE ruleset = $1"
+    " UNION ALL SELECT max(updated_at), count(*) FROM audit_rule WHERE ruleset = $1) s";
+
+/* Runs the snapshot transaction. Returns an exit code; on success st holds the
+ * registered run. */
+int run_snapshot(run_state *st, const run_opts *o) {
+    db_error e;
+    const char *pp[] = {o->period};
+    if (db_begin(st->db, "REPEATABLE READ", &e) != 0 ||
+        db_exec(st->db, "SET LOCAL work_mem = '512MB'", &e) != 0)
+        return run_fail_db("begin snapshot", &e);
+
+    /* The period row, locked against a concurrent close-period until commit. */
+    PGresult *r =
+        db_query(st->db, "SELECT ruleset, status FROM period WHERE period_code = $1 FOR SHARE", 1,
+                 pp, PGRES_TUPLES_OK, &e);
+    if (!r) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("read period", &e);
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        db_rollback(st->db, NULL);
+        fprintf(stderr, "alloc-producer: unknown period %s\n", o->period);
+        return ALLOC_EXIT_REFUSED;
+    }
+    snprintf(st->ruleset, sizeof st->ruleset, "%s", PQgetvalue(r, 0, 0));
+    int closed = strcmp(PQgetvalue(r, 0, 1), "open") != 0;
+    PQclear(r);
+    if (closed) {
+        db_rollback(st->db, NULL);
+        fprintf(stderr, "alloc-producer: period %s is closed\n", o->period);
+        return ALLOC_EXIT_REFUSED;
+    }
+
+    /* Register the run: the partial unique index admits one running run per period. */
+    const char *rp[] = {o->period, st->ruleset, o->detail ? "true" : "false"};
+    r = db_query(
+        st->db,
+        "INSERT INTO alloc_run (period_code, ruleset, status, stage, detail, heartbeat_at) "
+        "VALUES ($1, $2, 'running', 'snapshot', $3::boolean, now()) RETURNING run_id",
+        3, rp, PGRES_TUPLES_OK, &e);
+    if (!r) {
+        db_rollback(st->db, NULL);
+        if (db_error_is(&e, DB_SQLSTATE_UNIQUE_VIOLATION)) {
+            fprintf(stderr, "alloc-producer: period %s already has a running run\n", o->period);
+            return ALLOC_EXIT_REFUSED;
+        }
+        return run_fail_db("register run", &e);
+    }
+    st->run_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    log_set_run(st->run_id);
+
+#define SNAP_FAIL(what)                                                                            \
+    do {                                                                                           \
+        formulas_free(&fx);                                                                        \
+        db_rollback(st->db, NULL);                                                                 \
+        return run_fail_db(what, &e);                                                              \
+    } while (0)
+    int bad = validate(st->db, o->period, st->ruleset, &e);
+    formulas fx;
+    memset(&fx, 0, sizeof fx);
+    if (bad >= 0) {
+        int fx_errors = formulas_compile(st->db, st->ruleset, &fx);
+        if (fx_errors < 0) {
+            db_rollback(st->db, NULL);
+            return ALLOC_EXIT_RUNTIME;
+        }
+        bad += fx_errors;
+    }
+    if (bad != 0) {
+        formulas_free(&fx);
+        db_rollback(st->db, NULL);
+        if (bad < 0)
+            return run_fail_db("validate", &e);
+        fprintf(stderr, "alloc-producer: period %s refused: %d validation error(s), nothing sent\n",
+                o->period, bad);
+        return ALLOC_EXIT_VALIDATION;
+    }
+
+    char id[32];
+    run_i64s(st->run_id, id, sizeof id);
+    if (run_steps(st->db, "snapshot", SNAPSHOT_STEPS,
+                  sizeof SNAPSHOT_STEPS / sizeof SNAPSHOT_STEPS[0], id, &e) != 0)
+        SNAP_FAIL("snapshot");
+
+    char bucket_rows[32], batch_size[32];
+    snprintf(bucket_rows, sizeof bucket_rows, "%ld", o->bucket_rows);
+    snprintf(batch_size, sizeof batch_size, "%ld", o->batch_size);
+    const char *bp[] = {id, bucket_rows, batch_size};
+    if (db_exec_params(st->db, BUCKETS_SQL, 3, bp, &e) < 0)
+        SNAP_FAIL("buckets");
+
+    const char *rs[] = {st->ruleset};
+    r = db_query(st->db, STAMP_SQL, 1, rs, PGRES_TUPLES_OK, &e);
+    if (!r)
+        SNAP_FAIL("ruleset stamp");
+    snprintf(st->stamp, sizeof st->stamp, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+
+    const char *pub[] = {o->period, st->ruleset};
+    r = db_query(st->db, PUBLIC_SQL, 2, pub, PGRES_TUPLES_OK, &e);
+    if (!r)
+        SNAP_FAIL("public data");
+    const char *body = PQgetvalue(r, 0, 0);
+    snprintf(st->public_key, sizeof st->public_key, "alloc:public:%s:%s:%s:%016" PRIx64, o->period,
+             st->ruleset, st->stamp, fnv1a(body, strlen(body)));
+    /* the digest guards against two rule sets with one stamp (an edit committed
+     * late with an older updated_at): the key is always that of these bytes */
+    snprintf(st->fx_key, sizeof st->fx_key, "alloc:fx:%s:%s:%016" PRIx64, st->ruleset, st->stamp,
+             fnv1a((const char *)fx.bytes, fx.len) ^ fnv1a(fx.audits, strlen(fx.audits)));
+    char *fx_hex = malloc(fx.len * 2 + 3);
+    ALLOC_ASSERT(fx_hex != NULL);
+    strcpy(fx_hex, "\\x");
+    for (size_t i = 0; i < fx.len; i++)
+        snprintf(fx_hex + 2 + 2 * i, 3, "%02x", fx.bytes[i]);
+    const char *pk[] = {id, st->public_key, body, st->fx_key, fx_hex, fx.audits};
+    int64_t ok =
+        db_exec_params(st->db,
+                       "INSERT INTO run_public (run_id, cache_key, body, fx_key, formulas, "
+                       "audits) VALUES ($1, $2, $3, $4, $5::bytea, $6)",
+                       6, pk, &e);
+    free(fx_hex);
+    PQclear(r);
+    if (ok < 0)
+        SNAP_FAIL("store public data");
+    formulas_free(&fx);
+
+    const char *up[] = {id, st->stamp, batch_size};
+    if (db_exec_params(st->db,
+                       "UPDATE alloc_run SET ruleset_stamp = $2, stage = 'allocate', "
+                       "batch_size = $3::int, "
+                       "expected_batches = (SELECT coalesce(sum(batch_count), 0) FROM run_bucket "
+                       "WHERE run_id = $1) WHERE run_id = $1",
+                       3, up, &e) < 0)
+        SNAP_FAIL("start run");
+#undef SNAP_FAIL
+    if (db_commit(st->db, &e) != 0)
+        return run_fail_db("commit snapshot", &e);
+    return ALLOC_EXIT_OK;
+}

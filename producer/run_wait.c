@@ -1,0 +1,177 @@
+/* Waiting for a stage of a run: batch markers are the truth, the completing
+ * consumer's control message wakes the wait early (DESIGN.md 5.6). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "counter.h"
+#include "log.h"
+#include "msg.h"
+#include "run.h"
+
+/* ---- waiting for the allocation stage --------------------------------------------- */
+
+static int64_t markers_done(run_state *st, const char *stage, db_error *e) {
+    char id[32];
+    run_i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id, stage};
+    int64_t n = 0;
+    if (db_query_int64(st->db, "SELECT count(*) FROM batch_marker WHERE run_id = $1 AND stage = $2",
+                       2, p, &n, e) < 0)
+        return -1;
+    return n;
+}
+
+static int run_status(run_state *st, char *status, size_t len, db_error *e) {
+    char id[32];
+    run_i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id};
+    PGresult *r = db_query(st->db,
+                           "UPDATE alloc_run SET heartbeat_at = now() WHERE run_id = $1 "
+                           "RETURNING status",
+                           1, p, PGRES_TUPLES_OK, e);
+    if (!r)
+        return -1;
+    snprintf(status, len, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "missing");
+    PQclear(r);
+    return 0;
+}
+
+/* Redis lost the counter (a restart): put the marked batch ids back so the
+ * consumers' counts, and so their completion notice, stay right. */
+static void rebuild_counter(run_state *st, const char *stage, int64_t marked) {
+    char err[256];
+    int64_t count = counter_count(st->cache, st->run_id, stage, err, sizeof err);
+    if (count < 0 || count >= marked)
+        return;
+    char id[32];
+    run_i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id, stage};
+    db_error e;
+    PGresult *r =
+        db_query(st->db, "SELECT batch_id FROM batch_marker WHERE run_id = $1 AND stage = $2", 2, p,
+                 PGRES_TUPLES_OK, &e);
+    if (!r)
+        return;
+    int n = PQntuples(r);
+    const char **ids = calloc((size_t)n + 1, sizeof *ids);
+    for (int i = 0; ids && i < n; i++)
+        ids[i] = PQgetvalue(r, i, 0);
+    int64_t now = 0;
+    if (ids &&
+        counter_rebuild(st->cache, st->run_id, stage, ids, (size_t)n, &now, err, sizeof err) == 0)
+        log_warn("%s counter of run %" PRId64 " had %" PRId64
+                 " of %d marked batches: rebuilt from the markers",
+                 stage, st->run_id, count, n);
+    free(ids);
+    PQclear(r);
+}
+
+/* Progress: one rewritten line on a terminal, timestamped lines every 5 s otherwise. */
+static void show_progress(run_state *st, const char *stage, int64_t done, int64_t expected,
+                          int final) {
+    static time_t last_line;
+    time_t now = time(NULL);
+    long elapsed = (long)(now - st->started);
+    double frac = expected ? (double)done / (double)expected : 1.0;
+    long eta = frac > 0 && frac < 1 ? (long)((double)elapsed * (1 - frac) / frac) : 0;
+    char rate[64] = "";
+    if (!strcmp(stage, "allocate") && elapsed > 0)
+        snprintf(rate, sizeof rate, ", %.0f rows/s",
+                 frac * (double)st->rows_pending / (double)elapsed);
+    if (isatty(STDOUT_FILENO)) {
+        printf("\r%-9s batches %" PRId64 "/%" PRId64 "%s, elapsed %lds, ETA %lds   %s", stage, done,
+               expected, rate, elapsed, eta, final ? "\n" : "");
+        fflush(stdout);
+    } else if (final || now - last_line >= 5) {
+        last_line = now;
+        char when[32];
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("%s run %" PRId64 " %s: batches %" PRId64 "/%" PRId64 "%s, elapsed %lds\n", when,
+               st->run_id, stage, done, expected, rate, elapsed);
+        fflush(stdout);
+    }
+}
+
+/* Waits until every batch of a stage has its marker. The control message of
+ * the completing consumer wakes the wait early; the markers decide. Returns an
+ * exit code (ALLOC_EXIT_TIMEOUT when --timeout passed or on SIGINT/SIGTERM:
+ * the run goes on and stays resumable). */
+int run_wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook hook) {
+    char err[512];
+    db_error e;
+    int64_t last_done = -1;
+    for (;;) {
+        int64_t done = markers_done(st, stage, &e);
+        if (done < 0) {
+            if (!db_ok(st->db) && run_reset_db(st->db, 60000, &e) == 0)
+                continue;
+            return run_fail_db("count batch markers", &e);
+        }
+        char status[32];
+        if (run_status(st, status, sizeof status, &e) != 0) {
+            /* PostgreSQL can go away here as well as in markers_done (a restart
+             * while this UPDATE waits for a batch transaction's row lock) */
+            if (!db_ok(st->db) && run_reset_db(st->db, 60000, &e) == 0)
+                continue;
+            return run_fail_db("read run status", &e);
+        }
+        if (strcmp(status, "running") != 0) {
+            if (isatty(STDOUT_FILENO))
+                printf("\n");
+            fprintf(stderr, "alloc-producer: run %" PRId64 " is %s\n", st->run_id, status);
+            return ALLOC_EXIT_RUNTIME;
+        }
+        if (done != last_done)
+            show_progress(st, stage, done, expected, done >= expected);
+        if (done >= expected)
+            return ALLOC_EXIT_OK;
+        if (done == last_done)
+            rebuild_counter(st, stage, done);
+        if (hook)
+            hook(st);
+        last_done = done;
+        if (run_interrupted) {
+            if (isatty(STDOUT_FILENO))
+                printf("\n");
+            fprintf(stderr,
+                    "alloc-producer: interrupted; run %" PRId64 " goes on: "
+                    "alloc-producer resume --run %" PRId64 "\n",
+                    st->run_id, st->run_id);
+            return ALLOC_EXIT_TIMEOUT;
+        }
+        if (st->timeout_s > 0 && time(NULL) - st->started >= st->timeout_s) {
+            if (isatty(STDOUT_FILENO))
+                printf("\n");
+            fprintf(
+                stderr,
+                "alloc-producer: run %" PRId64 " timed out after %lds with %" PRId64 " of %" PRId64
+                " %s batches done; it stays resumable: alloc-producer resume --run %" PRId64 "\n",
+                st->run_id, st->timeout_s, done, expected, stage, st->run_id);
+            return ALLOC_EXIT_TIMEOUT;
+        }
+        mq_delivery d;
+        int rc = mq_next(st->mq, POLL_MS, &d, err, sizeof err);
+        if (rc == MQ_OK) {
+            msg_any m;
+            char merr[256] = "";
+            if (msg_decode(d.body, d.len, &m, merr, sizeof merr) != 0 || m.type != MSG_STAGE_DONE ||
+                m.stage_done.run_id != st->run_id)
+                log_warn("ignoring a foreign message on the control queue: %s",
+                         m.type == MSG_STAGE_DONE ? "another run" : merr);
+            msg_any_free(&m);
+            mq_ack(st->mq, d.tag, err, sizeof err);
+            mq_delivery_free(&d);
+        } else if (rc == MQ_ERR_CONN) {
+            log_warn("broker connection lost while waiting: %s; reconnecting", err);
+            if (mq_reconnect(st->mq, 0, err, sizeof err) != MQ_OK)
+                log_warn("reconnect failed: %s", err);
+        }
+    }
+}
