@@ -748,3 +748,25 @@ void db_stream_close(db_stream *s) {
     }
     free(s);
 }
+
+int db_keys_in_byte_order(db_conn *c, const char *const *tables, size_t ntables) {
+    char sql[2048];
+    int n = snprintf(sql, sizeof sql,
+                     "SELECT bool_and(CASE WHEN a.attcollation = 100 "
+                     "  THEN coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c' "
+                     "       AND d.datcollate IN ('C', 'POSIX') "
+                     "  ELSE coalesce(co.collname IN ('C', 'POSIX'), false) END)::int "
+                     "FROM pg_attribute a "
+                     "LEFT JOIN pg_collation co ON co.oid = a.attcollation "
+                     "JOIN pg_database d ON d.datname = current_database() "
+                     "WHERE a.attname IN ('version', 'data_source', 'project_code', 'item_code') "
+                     "  AND a.attrelid IN (");
+    for (size_t i = 0; i < ntables && n > 0 && (size_t)n < sizeof sql; i++)
+        n +=
+            snprintf(sql + n, sizeof sql - (size_t)n, "%s'%s'::regclass", i ? ", " : "", tables[i]);
+    if (n <= 0 || (size_t)n + 2 >= sizeof sql)
+        return 0;
+    strcat(sql, ")");
+    int64_t ok = 0;
+    return db_query_int64(c, sql, 0, NULL, &ok, NULL) == 1 && ok == 1;
+}

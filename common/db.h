@@ -72,6 +72,15 @@ int db_reset(db_conn *c, int max_wait_ms, db_error *err);
  * failure had none). Valid until the next call on c. */
 const char *db_last_sqlstate(const db_conn *c);
 
+/* 1 when the key columns version, data_source, project_code and item_code of
+ * the listed tables compare in byte order already: their collation is C or
+ * POSIX, or the database default with a libc C or POSIX locale (to_jsonb reads
+ * datlocprovider without failing on servers before 15, which have only libc).
+ * Then ORDER BY and keyset comparisons can use the primary keys as they are.
+ * 0 when not, or when the check fails: COLLATE "C" is always right, only slower.
+ * tables are trusted names (they are pasted into the query). */
+int db_keys_in_byte_order(db_conn *c, const char *const *tables, size_t ntables);
+
 /* ---- statements ---------------------------------------------------------- */
 
 /* Runs sql (no parameters; may hold several statements) and expects

@@ -642,27 +642,6 @@ db_failed:
     return OUTCOME_RETRY;
 }
 
-/* 1 when the key text columns of the exported tables compare in byte order
- * already (C or POSIX collation), so that ORDER BY and the keyset comparison
- * can use the primary keys as they are; 0 when not or when the check fails,
- * and then every text key is compared COLLATE "C" (right, only slower). */
-static int byte_order_keys(db_conn *c) {
-    int64_t ok = 0;
-    int found =
-        db_query_int64(c,
-                       "SELECT bool_and(CASE WHEN a.attcollation = 100 "
-                       "  THEN coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c' "
-                       "       AND d.datcollate IN ('C', 'POSIX') "
-                       "  ELSE coalesce(co.collname IN ('C', 'POSIX'), false) END)::int "
-                       "FROM pg_attribute a "
-                       "LEFT JOIN pg_collation co ON co.oid = a.attcollation "
-                       "JOIN pg_database d ON d.datname = current_database() "
-                       "WHERE a.attrelid IN ('report_after'::regclass, 'alloc_detail'::regclass) "
-                       "  AND a.attname IN ('version', 'data_source', 'project_code', 'item_code')",
-                       0, NULL, &ok, NULL);
-    return found == 1 && ok == 1;
-}
-
 /* Appends the key columns to sql, each COLLATE "C" when needed. */
 static void append_keys(char *sql, size_t n, const export_shape *s, int byte_order) {
     for (int k = 0; k < s->nkeys; k++) {
@@ -931,7 +910,8 @@ static export_outcome run_task(exporter *x, const export_task *t) {
         out = OUTCOME_RETRY;
     }
     if (out == OUTCOME_DONE) {
-        int byte_order = byte_order_keys(x->data);
+        static const char *const tables[] = {"report_after", "alloc_detail"};
+        int byte_order = db_keys_in_byte_order(x->data, tables, 2);
         segment_sql(j.first_sql, sizeof j.first_sql, j.shape, t->version[0] != 0, 0, byte_order);
         segment_sql(j.next_sql, sizeof j.next_sql, j.shape, t->version[0] != 0, 1, byte_order);
         if (db_begin(x->data, "REPEATABLE READ READ ONLY", &err) < 0)

@@ -182,7 +182,7 @@ static int resolve_target(db_conn *c, report_target *t, int64_t run_arg) {
  * = every version, $3 NULL = every data source. rows_sql_c spells the order with COLLATE "C";
  * rows_sql_plain leaves it to the columns' collation, which lets the primary key index deliver the
  * rows in order (no sort of millions of rows) and is used only when that collation is byte order
- * (see byte_order_columns). */
+ * (see db_keys_in_byte_order). */
 #define ROWS_SQL(COLLATE)                                                                          \
     "SELECT version, data_source, project_code, item_code, amount::text "                          \
     "FROM report_after WHERE run_id = $1 AND ($2::text IS NULL OR version = $2) "                  \
@@ -191,29 +191,6 @@ static int resolve_target(db_conn *c, report_target *t, int64_t run_arg) {
     ", item_code" COLLATE
 static const char rows_sql_c[] = ROWS_SQL(" COLLATE \"C\"");
 static const char rows_sql_plain[] = ROWS_SQL("");
-
-/* 1 when the key columns of report_after compare in byte order already: their
- * collation is C or POSIX, or the database default with a libc C or POSIX
- * locale (to_jsonb reads datlocprovider without failing on servers before 15,
- * which have only libc). 0 when not or when the check fails (the COLLATE "C"
- * form is always right, only slower). Runs outside the report's transaction,
- * so that a failure here cannot abort it. */
-static int byte_order_columns(db_conn *c) {
-    int64_t ok = 0;
-    int found =
-        db_query_int64(c,
-                       "SELECT bool_and(CASE WHEN a.attcollation = 100 "
-                       "  THEN coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c' "
-                       "       AND d.datcollate IN ('C', 'POSIX') "
-                       "  ELSE coalesce(co.collname IN ('C', 'POSIX'), false) END)::int "
-                       "FROM pg_attribute a "
-                       "LEFT JOIN pg_collation co ON co.oid = a.attcollation "
-                       "JOIN pg_database d ON d.datname = current_database() "
-                       "WHERE a.attrelid = 'report_after'::regclass "
-                       "  AND a.attname IN ('version', 'data_source', 'project_code', 'item_code')",
-                       0, NULL, &ok, NULL);
-    return found == 1 && ok == 1;
-}
 
 typedef int (*row_fn)(db_stream *s, int64_t n, void *ud);
 
@@ -1021,7 +998,9 @@ int cmd_report(const alloc_config *cfg, int argc, char **argv) {
     if (!c)
         return ALLOC_EXIT_RUNTIME;
     db_error err;
-    t.byte_order = byte_order_columns(c);
+    static const char *const tables[] = {"report_after"};
+    /* outside the report's transaction, so that a failure here cannot abort it */
+    t.byte_order = db_keys_in_byte_order(c, tables, 1);
     if (db_begin(c, "REPEATABLE READ READ ONLY", &err) < 0) {
         db_close(c);
         return review_fail("report", "starting the read transaction", &err);
