@@ -169,9 +169,8 @@ static const char *target_source(const pubdata *pd, uint32_t t, const char *batc
     return t == BATCH_UNALLOCATED ? batch_source : pubdata_project_source(pd, t);
 }
 
-static int copy_results(const consumer_env *env, const msg_batch *b, const pubdata *pd,
-                        const batch_result *res, db_error *e) {
-    (void)env;
+static int copy_results(const msg_batch *b, const pubdata *pd, const batch_result *res,
+                        db_error *e) {
     char id[32];
     snprintf(id, sizeof id, "%" PRId64, b->run_id);
     if (res->n_partials) {
@@ -278,7 +277,7 @@ static write_result write_batch(const consumer_env *env, const msg_batch *b, con
         db_rollback(thread_db, NULL);
         return WRITE_DUPLICATE;
     }
-    if (copy_results(env, b, pd, res, &e) != 0)
+    if (copy_results(b, pd, res, &e) != 0)
         goto db_failed;
     if (db_commit(thread_db, &e) != 0)
         goto db_failed;
