@@ -37,7 +37,7 @@ static int load_formulas(run_state *st, run_formulas *f) {
     const char *p[] = {id};
     db_error e;
     PGresult *r = db_query(st->db,
-                           "SELECT encode(formulas, 'base64'), audits FROM run_public "
+                           "SELECT formulas, audits FROM run_public "
                            "WHERE run_id = $1 AND formulas IS NOT NULL",
                            1, p, PGRES_TUPLES_OK, &e);
     if (!r)
@@ -47,27 +47,15 @@ static int load_formulas(run_state *st, run_formulas *f) {
         fprintf(stderr, "alloc-producer: run %s has no compiled formulas\n", id);
         return ALLOC_EXIT_RUNTIME;
     }
-    /* base64 keeps the bytes intact through the text protocol */
-    const char *b64 = PQgetvalue(r, 0, 0);
-    size_t n = strlen(b64);
-    f->bytes = malloc(n / 4 * 3 + 4);
+    /* the bytea arrives in its text form ('\x' hex): libpq turns it back into bytes */
+    size_t len = 0;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 0), &len);
+    f->bytes = malloc(len + 1);
     f->audits = strdup(PQgetvalue(r, 0, 1));
-    ALLOC_ASSERT(f->bytes && f->audits);
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *c = strchr(alphabet, b64[i]);
-        if (!c || !b64[i])
-            continue; /* newlines and '=' padding */
-        acc = (acc << 6) | (uint32_t)(c - alphabet);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            f->bytes[f->len++] = (unsigned char)(acc >> bits);
-        }
-    }
+    ALLOC_ASSERT(raw && f->bytes && f->audits);
+    memcpy(f->bytes, raw, len);
+    f->len = len;
+    PQfreemem(raw);
     PQclear(r);
     char err[256];
     f->rs = fx_ruleset_deserialize(f->bytes, f->len, err, sizeof err);
