@@ -149,32 +149,34 @@ int run_aggregate(run_state *st, int has_rules) {
     }
     /* the formula stage evaluates every vector: (version, data source, project) of
      * the base rows, each data source's #TOTAL and #ALL / #TOTAL */
+    static const sql_step DROP_WORK[] = {
+        {"partials dropped", "DELETE FROM alloc_partial WHERE run_id = $1"},
+        {"unallocated counts dropped", "DELETE FROM alloc_unallocated WHERE run_id = $1"},
+        {"pending rows dropped", "DELETE FROM run_pending WHERE run_id = $1"},
+    };
     char vpm[32];
     snprintf(vpm, sizeof vpm, "%d", has_rules ? FORMULA_VECTORS_PER_BATCH : 0);
     const char *fp[] = {id, vpm};
-    static const char *const FINISH_ALLOCATION[] = {
-        "DELETE FROM alloc_partial WHERE run_id = $1 AND $2::int IS NOT NULL",
-        "DELETE FROM alloc_unallocated WHERE run_id = $1 AND $2::int IS NOT NULL",
-        "DELETE FROM run_pending WHERE run_id = $1 AND $2::int IS NOT NULL",
-        "UPDATE alloc_run SET stage = 'formula', formula_batches = CASE WHEN $2::int = 0 THEN 0 "
-        "  ELSE ((SELECT count(*) FROM (SELECT DISTINCT version, data_source, project_code FROM "
-        "agg) a)"
-        "      + (SELECT count(*) FROM (SELECT DISTINCT version, data_source FROM agg) b)"
-        "      + (SELECT count(DISTINCT version) FROM agg) + $2::int - 1) / $2::int END "
-        "WHERE run_id = $1",
-    };
-    for (size_t i = 0; i < sizeof FINISH_ALLOCATION / sizeof FINISH_ALLOCATION[0]; i++) {
-        if (db_exec_params(st->db, FINISH_ALLOCATION[i], 2, fp, &e) < 0) {
-            db_rollback(st->db, NULL);
-            return run_fail_db("finish allocation", &e);
-        }
+    PGresult *fr = NULL;
+    if (run_steps(st->db, "aggregate", DROP_WORK, sizeof DROP_WORK / sizeof DROP_WORK[0], id, &e) !=
+            0 ||
+        !(fr = db_query(st->db,
+                        "UPDATE alloc_run SET stage = 'formula', formula_batches = "
+                        "  CASE WHEN $2::int = 0 THEN 0 ELSE ("
+                        "    (SELECT count(*) FROM (SELECT DISTINCT version, data_source, "
+                        "                           project_code FROM agg) a)"
+                        "    + (SELECT count(*) FROM (SELECT DISTINCT version, data_source "
+                        "                             FROM agg) b)"
+                        "    + (SELECT count(DISTINCT version) FROM agg) + $2::int - 1) / $2::int "
+                        "  END WHERE run_id = $1 RETURNING formula_batches",
+                        2, fp, PGRES_TUPLES_OK, &e))) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("finish allocation", &e);
     }
+    int64_t fb = strtoll(PQgetvalue(fr, 0, 0), NULL, 10);
+    PQclear(fr);
     if (db_commit(st->db, &e) != 0)
         return run_fail_db("commit aggregation", &e);
-    int64_t fb = 0;
-    if (db_query_int64(st->db, "SELECT formula_batches FROM alloc_run WHERE run_id = $1", 1, p, &fb,
-                       &e) < 0)
-        return run_fail_db("read formula batches", &e);
     st->formula_expected = fb;
     snprintf(st->stage, sizeof st->stage, "formula");
     return ALLOC_EXIT_OK;

@@ -67,6 +67,7 @@ static int report_rows(db_conn *db, const char *sql, int np, const char *const *
 
 static int validate(db_conn *db, const char *period, const char *ruleset, db_error *e) {
     const char *p[] = {period, ruleset};
+    const char *rs[] = {ruleset};
     int total = 0, n;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -83,11 +84,10 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
     clock_gettime(CLOCK_MONOTONIC, &t0);
     n = report_rows(db,
                     "SELECT budget_item_code, account_code, count(*) FROM snap "
-                    "WHERE item_code IS NULL AND $1::text IS NOT NULL AND $2::text IS NOT NULL "
-                    "GROUP BY 1, 2 "
+                    "WHERE item_code IS NULL GROUP BY 1, 2 "
                     "ORDER BY budget_item_code COLLATE \"C\" NULLS FIRST, account_code COLLATE "
                     "\"C\" NULLS FIRST",
-                    2, p, "unbound", e);
+                    0, NULL, "unbound", e);
     if (n < 0)
         return -1;
     total += n;
@@ -96,22 +96,21 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
         /* group first, then look each distinct code up */
         "SELECT e.project_code, e.n FROM (SELECT project_code, count(*) AS n FROM snap "
         "  WHERE project_code IS NOT NULL GROUP BY project_code) e "
-        "WHERE $1::text IS NOT NULL AND $2::text IS NOT NULL "
-        "AND NOT EXISTS (SELECT 1 FROM project p WHERE p.project_code = e.project_code) "
+        "WHERE NOT EXISTS (SELECT 1 FROM project p WHERE p.project_code = e.project_code) "
         "ORDER BY e.project_code COLLATE \"C\"",
-        2, p, "project", e);
+        0, NULL, "project", e);
     if (n < 0)
         return -1;
     total += n;
     n = report_rows(db,
                     "SELECT b.item_code, CASE WHEN ri.item_code IS NULL "
-                    "  THEN 'does not exist in ruleset ' || $2 ELSE 'is not a base item' END, b.n "
+                    "  THEN 'does not exist in ruleset ' || $1 ELSE 'is not a base item' END, b.n "
                     "FROM (SELECT item_code, count(*) AS n FROM snap WHERE item_code IS NOT NULL "
                     "      GROUP BY item_code) b "
-                    "LEFT JOIN report_item ri ON ri.ruleset = $2 AND ri.item_code = b.item_code "
-                    "WHERE (ri.item_code IS NULL OR ri.kind <> 'base') AND $1::text IS NOT NULL "
+                    "LEFT JOIN report_item ri ON ri.ruleset = $1 AND ri.item_code = b.item_code "
+                    "WHERE ri.item_code IS NULL OR ri.kind <> 'base' "
                     "ORDER BY b.item_code COLLATE \"C\"",
-                    2, p, "item", e);
+                    1, rs, "item", e);
     if (n < 0)
         return -1;
     total += n;
@@ -122,11 +121,10 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
                     "   GROUP BY item_code, category) b "
                     "JOIN report_version v ON v.include_categories IS NULL "
                     "     OR b.category = ANY (v.include_categories) "
-                    "WHERE $1::text IS NOT NULL "
-                    "AND NOT EXISTS (SELECT 1 FROM allocation_rule r WHERE r.ruleset = $2 "
+                    "WHERE NOT EXISTS (SELECT 1 FROM allocation_rule r WHERE r.ruleset = $1 "
                     "    AND r.version = v.version AND r.item_code IN (b.item_code, '*')) "
                     "GROUP BY 1, 2 ORDER BY b.item_code COLLATE \"C\", v.version COLLATE \"C\"",
-                    2, p, "rule", e);
+                    1, rs, "rule", e);
     if (n < 0)
         return -1;
     total += n;
