@@ -48,8 +48,12 @@ start_consumer a
 start_consumer b
 sleep 1
 arrived=$(split_buckets "$RUN_ID")
-check "mid-publish: the producer died with buckets unpublished (${arrived} of $buckets arrived)" \
-    test "$arrived" -lt "$buckets"
+echo "# mid-publish: ${arrived} of $buckets buckets reached the consumers before resume"
+# The producer was killed before its buckets were confirmed: it never logged
+# that they were published. (How many of the unconfirmed messages the broker
+# still routes depends on what it had read from the socket: not asserted.)
+check "mid-publish: the producer died before its buckets were confirmed" \
+    bash -c "! grep -q 'bucket(s) published' '$LOGS/run-mid-publish.log'"
 resume_ok "killed mid-publish"
 
 # --- 2. killed before publishing any bucket
