@@ -11,25 +11,28 @@
 #include "report_fmt.h"
 #include "review.h"
 
-static const char close_usage[] = "alloc-producer close-period --period P";
+static const char close_usage[] = "alloc-producer close-period --period P [--force]";
 
 static void print_help(void) {
     printf("usage: %s\n\n"
            "Closes period P: sets its status to 'closed' and closed_at to now. From then\n"
            "on any insert, update or delete of its ledger rows fails, and it cannot be\n"
-           "published again. Refused while a run of P is running. The period row is\n"
-           "locked first, so a run starting or a ledger change committing at the same\n"
-           "moment is either seen here (and refused or waited for) or sees the period\n"
-           "closed.\n\n"
-           "  --period P   the period, YYYY-MM (required)\n\n"
+           "published again. Refused while a run of P is running, and when P has no\n"
+           "published run (a closed period keeps its published report for good) unless\n"
+           "--force. The period row is locked first, so a run starting, a publish or a\n"
+           "ledger change committing at the same moment is either seen here (and\n"
+           "refused or waited for) or sees the period closed.\n\n"
+           "  --period P   the period, YYYY-MM (required)\n"
+           "  --force      close it even though no run of it is published\n\n"
            "Exit status: 0 closed, 2 bad arguments, 4 refused (unknown period, already\n"
-           "closed, a run is running), 1 any other failure.\n\n%s",
+           "closed, a run is running, no published run without --force), 1 any other\n"
+           "failure.\n\n%s",
            close_usage, config_flags_help());
 }
 
 /* The close, inside the open transaction; returns an exit code. On
  * ALLOC_EXIT_OK the caller commits, then prints msg. */
-static int close_period(db_conn *c, const char *period, char *msg, size_t msglen) {
+static int close_period(db_conn *c, const char *period, int force, char *msg, size_t msglen) {
     db_error err;
     const char *params[] = {period};
     /* FOR UPDATE waits for uncommitted ledger changes and run starts (whose
@@ -67,30 +70,36 @@ static int close_period(db_conn *c, const char *period, char *msg, size_t msglen
                              " running; wait for it to finish or abort it",
                              period, running);
 
+    int64_t published = 0;
+    found = review_published(c, period, &published, &err);
+    if (found < 0)
+        return review_fail("close-period", "reading report_published", &err);
+    if (!found && !force)
+        return review_refuse("close-period",
+                             "period %s has no published run: publish one first "
+                             "(alloc-producer publish --period %s) or close it with --force",
+                             period, period);
+
     if (db_exec_params(c,
                        "UPDATE period SET status = 'closed', closed_at = now() "
                        "WHERE period_code = $1",
                        1, params, &err) < 0)
         return review_fail("close-period", "closing the period", &err);
-
-    int64_t published = 0;
-    found = review_published(c, period, &published, &err);
-    if (found < 0)
-        return review_fail("close-period", "reading report_published", &err);
     char published_text[24];
     snprintf(published_text, sizeof published_text, "%" PRId64, published);
-    const char *log_params[] = {period, found ? published_text : NULL};
+    const char *log_params[] = {period, found ? published_text : NULL, force ? "true" : "false"};
     if (db_exec_params(c,
                        "INSERT INTO run_log (run_id, event, detail) VALUES "
-                       "($2::bigint, 'period_closed', jsonb_build_object('period', $1::text))",
-                       2, log_params, &err) < 0)
+                       "($2::bigint, 'period_closed', jsonb_build_object('period', $1::text, "
+                       "'forced', $3::boolean))",
+                       3, log_params, &err) < 0)
         return review_fail("close-period", "writing run_log", &err);
 
     if (found)
         snprintf(msg, msglen, "closed period %s (published report: run %" PRId64 ")", period,
                  published);
     else
-        snprintf(msg, msglen, "closed period %s (no report was published)", period);
+        snprintf(msg, msglen, "closed period %s (no report was published: --force)", period);
     return ALLOC_EXIT_OK;
 }
 
@@ -100,12 +109,17 @@ int cmd_close_period(const alloc_config *cfg, int argc, char **argv) {
         return ALLOC_EXIT_OK;
     }
     const char *period = NULL;
+    int force = 0;
     for (int i = 0; i < argc; i++) {
         int got = review_arg(argc, argv, &i, "--period", &period);
         if (got < 0)
             return usage_error(close_usage, "close-period: --period needs a value");
         if (got)
             continue;
+        if (!strcmp(argv[i], "--force")) {
+            force = 1;
+            continue;
+        }
         return usage_error(close_usage, "close-period: unknown argument '%s'", argv[i]);
     }
     if (!period)
@@ -122,7 +136,7 @@ int cmd_close_period(const alloc_config *cfg, int argc, char **argv) {
     if (db_begin(c, NULL, &err) < 0) {
         rc = review_fail("close-period", "starting the transaction", &err);
     } else {
-        rc = close_period(c, period, msg, sizeof msg);
+        rc = close_period(c, period, force, msg, sizeof msg);
         if (rc == ALLOC_EXIT_OK) {
             if (db_commit(c, &err) < 0)
                 rc = review_fail("close-period", "committing", &err);

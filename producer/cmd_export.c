@@ -145,36 +145,9 @@ static int choose_run(db_conn *c, const export_args *a, int64_t *run_id, const c
     if (!found)
         return review_refuse("export", "period %s does not exist", a->period);
 
-    if (a->run_id) {
-        char run_period[64], run_status[32];
-        found = review_run(c, a->run_id, run_period, sizeof run_period, run_status,
-                           sizeof run_status, &err);
-        if (found < 0)
-            return review_fail("export", "reading the run", &err);
-        if (!found)
-            return review_refuse("export", "run %" PRId64 " does not exist", a->run_id);
-        if (strcmp(run_period, a->period) != 0)
-            return review_refuse("export", "run %" PRId64 " belongs to period %s, not %s",
-                                 a->run_id, run_period, a->period);
-        if (strcmp(run_status, "succeeded") != 0)
-            return review_refuse("export", "run %" PRId64 " is %s, not succeeded", a->run_id,
-                                 run_status);
-        *run_id = a->run_id;
-        *how = "chosen with --run";
-    } else {
-        found = review_published(c, a->period, run_id, &err);
-        if (found < 0)
-            return review_fail("export", "reading report_published", &err);
-        *how = "published";
-        if (!found) {
-            found = review_latest_succeeded(c, a->period, run_id, &err);
-            if (found < 0)
-                return review_fail("export", "looking for the latest succeeded run", &err);
-            if (!found)
-                return review_refuse("export", "period %s has no succeeded run", a->period);
-            *how = "latest succeeded, not published";
-        }
-    }
+    int rc = review_choose_run(c, "export", a->period, a->run_id, run_id, how);
+    if (rc != ALLOC_EXIT_OK)
+        return rc;
 
     if (a->version) {
         const char *params[] = {a->version};
@@ -187,40 +160,24 @@ static int choose_run(db_conn *c, const export_args *a, int64_t *run_id, const c
             return review_refuse("export", "version %s does not exist", a->version);
     }
 
-    /* the run's detail flag, and whether a later run deleted its (unpublished) results */
+    /* with --detail: the run's detail flag (its results are in place: the
+     * run was chosen readable above) */
+    if (!a->detail)
+        return ALLOC_EXIT_OK;
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, *run_id);
     const char *params[] = {id};
-    PGresult *res = db_query(
-        c,
-        a->detail
-            ? "SELECT r.detail, EXISTS (SELECT 1 FROM alloc_detail d WHERE d.run_id = r.run_id), "
-              "  EXISTS (SELECT 1 FROM report_published p WHERE p.run_id = r.run_id), "
-              "  (SELECT min(o.run_id) FROM alloc_run o "
-              "   WHERE o.period_code = r.period_code AND o.run_id > r.run_id) "
-              "FROM alloc_run r WHERE r.run_id = $1"
-            : "SELECT r.detail, EXISTS (SELECT 1 FROM report_after d WHERE d.run_id = r.run_id), "
-              "  EXISTS (SELECT 1 FROM report_published p WHERE p.run_id = r.run_id), "
-              "  (SELECT min(o.run_id) FROM alloc_run o "
-              "   WHERE o.period_code = r.period_code AND o.run_id > r.run_id) "
-              "FROM alloc_run r WHERE r.run_id = $1",
-        1, params, PGRES_TUPLES_OK, &err);
+    PGresult *res = db_query(c, "SELECT detail FROM alloc_run WHERE run_id = $1", 1, params,
+                             PGRES_TUPLES_OK, &err);
     if (!res)
         return review_fail("export", "reading the run", &err);
-    int rc = ALLOC_EXIT_OK;
     if (PQntuples(res) != 1)
         rc = review_refuse("export", "run %" PRId64 " does not exist", *run_id);
-    else if (a->detail && PQgetvalue(res, 0, 0)[0] != 't')
+    else if (PQgetvalue(res, 0, 0)[0] != 't')
         rc = review_refuse("export",
                            "run %" PRId64 " was made without --detail: it has no alloc_detail "
                            "rows (run --period %s --detail)",
                            *run_id, a->period);
-    else if (PQgetvalue(res, 0, 1)[0] != 't' && PQgetvalue(res, 0, 2)[0] != 't' &&
-             !PQgetisnull(res, 0, 3))
-        rc = review_refuse("export",
-                           "the results of run %" PRId64 " were deleted by run %s (a new run "
-                           "deletes the unpublished results of earlier runs)",
-                           *run_id, PQgetvalue(res, 0, 3));
     PQclear(res);
     return rc;
 }

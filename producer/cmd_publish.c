@@ -47,21 +47,22 @@ static int publish(db_conn *c, const char *period, int64_t run_arg, int force, i
         return review_refuse("publish", "period %s is closed: its published report cannot change",
                              period);
 
+    /* the run: --run, else the latest succeeded run whose results were not
+     * replaced; either must be succeeded with its results in place */
     int64_t run_id = run_arg;
     if (run_arg) {
-        char run_period[64], run_status[32];
-        found = review_run(c, run_arg, run_period, sizeof run_period, run_status, sizeof run_status,
-                           &err);
+        review_run_info info;
+        char why[1024];
+        found = review_run(c, run_arg, &info, &err);
         if (found < 0)
             return review_fail("publish", "reading the run", &err);
         if (!found)
             return review_refuse("publish", "run %" PRId64 " does not exist", run_arg);
-        if (strcmp(run_period, period) != 0)
+        if (strcmp(info.period, period) != 0)
             return review_refuse("publish", "run %" PRId64 " belongs to period %s, not %s", run_arg,
-                                 run_period, period);
-        if (strcmp(run_status, "succeeded") != 0)
-            return review_refuse("publish", "run %" PRId64 " is %s, not succeeded", run_arg,
-                                 run_status);
+                                 info.period, period);
+        if (!review_run_readable(run_arg, &info, why, sizeof why))
+            return review_refuse("publish", "%s", why);
     } else {
         found = review_latest_succeeded(c, period, &run_id, &err);
         if (found < 0)

@@ -98,38 +98,9 @@ static int resolve_target(db_conn *c, report_target *t, int64_t run_arg) {
     if (!found)
         return review_refuse("report", "period %s does not exist", t->period);
 
-    if (run_arg) {
-        char run_period[64], run_status[32];
-        found = review_run(c, run_arg, run_period, sizeof run_period, run_status, sizeof run_status,
-                           &err);
-        if (found < 0)
-            return review_fail("report", "reading the run", &err);
-        if (!found)
-            return review_refuse("report", "run %" PRId64 " does not exist", run_arg);
-        if (strcmp(run_period, t->period) != 0)
-            return review_refuse("report", "run %" PRId64 " belongs to period %s, not %s", run_arg,
-                                 run_period, t->period);
-        if (strcmp(run_status, "succeeded") != 0)
-            return review_refuse("report",
-                                 "run %" PRId64 " is %s, not succeeded: it has no "
-                                 "complete report",
-                                 run_arg, run_status);
-        t->run_id = run_arg;
-        t->how = "chosen with --run";
-    } else {
-        found = review_published(c, t->period, &t->run_id, &err);
-        if (found < 0)
-            return review_fail("report", "reading report_published", &err);
-        t->how = "published";
-        if (!found) {
-            found = review_latest_succeeded(c, t->period, &t->run_id, &err);
-            if (found < 0)
-                return review_fail("report", "looking for the latest succeeded run", &err);
-            if (!found)
-                return review_refuse("report", "period %s has no succeeded run", t->period);
-            t->how = "latest succeeded, not published";
-        }
-    }
+    int rc = review_choose_run(c, "report", t->period, run_arg, &t->run_id, &t->how);
+    if (rc != ALLOC_EXIT_OK)
+        return rc;
 
     /* The run's ruleset names the table's rows; the period's, when the run has none. */
     char id[24];
@@ -547,15 +518,25 @@ static PGresult *read_versions(db_conn *c, const report_target *t) {
     return res;
 }
 
-/* The run's report items (item_code, name, kind, formula) in display order;
- * NULL after printing why. */
+/* The run's report items (item_code, name, kind, formula) in display order:
+ * as the run's snapshot kept them (run_item), so later ruleset edits never
+ * rename or reorder a run's report; the ruleset's current items only for a run
+ * that kept none (rows written by hand). NULL after printing why. */
 static PGresult *read_items(db_conn *c, const report_target *t) {
     db_error err;
-    const char *params[] = {t->ruleset};
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, t->run_id);
+    const char *params[] = {id, t->ruleset};
     PGresult *res = db_query(c,
-                             "SELECT item_code, name, kind, formula FROM report_item "
-                             "WHERE ruleset = $1 ORDER BY sort_order, item_code COLLATE \"C\"",
-                             1, params, PGRES_TUPLES_OK, &err);
+                             "SELECT item_code, name, kind, formula FROM ("
+                             " SELECT item_code, name, kind, formula, sort_order FROM run_item "
+                             " WHERE run_id = $1 "
+                             " UNION ALL "
+                             " SELECT item_code, name, kind, formula, sort_order FROM report_item "
+                             " WHERE ruleset = $2 "
+                             " AND NOT EXISTS (SELECT 1 FROM run_item WHERE run_id = $1)) i "
+                             "ORDER BY sort_order, item_code COLLATE \"C\"",
+                             2, params, PGRES_TUPLES_OK, &err);
     if (!res)
         review_fail("report", "reading report_item", &err);
     return res;

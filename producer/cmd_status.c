@@ -27,12 +27,14 @@ static void print_help(void) {
            "markers once the run is done), control totals, how many ledger changes the\n"
            "period had after the run's snapshot (\"report is stale\" for a running or\n"
            "succeeded run), audit findings by severity, the error of a failed run, and\n"
-           "whether the run is the published one.\n\n"
+           "whether the run is the published one, or the later run that replaced its\n"
+           "results.\n\n"
            "  --period P   only runs of period P (YYYY-MM)\n"
            "  --run ID     only run ID\n"
            "  --json       a JSON array of objects, one per run (amounts as strings)\n\n"
-           "Exit status: 0 listed, 2 bad arguments, 4 unknown period or run, 1 any other\n"
-           "failure.\n\n%s",
+           "Exit status: 0 listed, 2 bad arguments, 4 unknown period or run, or --run of\n"
+           "a run with no readable report (running, failed, aborted, or its results\n"
+           "replaced: it is listed, then refused naming why), 1 any other failure.\n\n%s",
            status_usage, STATUS_LIMIT, config_flags_help());
 }
 
@@ -55,7 +57,8 @@ enum {
     COL_ERRORS,
     COL_WARNINGS,
     COL_ERROR,
-    COL_PUBLISHED
+    COL_PUBLISHED,
+    COL_REPLACED_BY
 };
 
 static const char runs_sql[] =
@@ -70,7 +73,7 @@ static const char runs_sql[] =
     " (SELECT count(*) FROM audit_finding f WHERE f.run_id = r.run_id AND f.severity = 'error'), "
     " (SELECT count(*) FROM audit_finding f WHERE f.run_id = r.run_id AND f.severity = 'warning'), "
     " r.error, "
-    " coalesce(pub.run_id = r.run_id, false) "
+    " coalesce(pub.run_id = r.run_id, false), r.replaced_by "
     "FROM alloc_run r "
     "JOIN period p ON p.period_code = r.period_code "
     "LEFT JOIN report_published pub ON pub.period_code = r.period_code "
@@ -134,6 +137,9 @@ static void print_run(const PGresult *res, int row) {
                int_value(res, row, COL_CHANGES));
     if (value(res, row, COL_ERROR))
         printf("  error     %s\n", value(res, row, COL_ERROR));
+    if (value(res, row, COL_REPLACED_BY))
+        printf("  results   replaced by run %s (deleted when it succeeded)\n",
+               value(res, row, COL_REPLACED_BY));
 }
 
 /* A JSON value of a column: an integer, a string, or null. Never NULL (a
@@ -176,6 +182,7 @@ static json_t *run_json(const PGresult *res, int row) {
     failed |= json_object_set_new(o, "error", json_str_col(res, row, COL_ERROR));
     failed |= json_object_set_new(o, "published",
                                   json_boolean(!strcmp(PQgetvalue(res, row, COL_PUBLISHED), "t")));
+    failed |= json_object_set_new(o, "replaced_by", json_int_col(res, row, COL_REPLACED_BY));
     if (failed) {
         json_decref(o);
         return NULL;
@@ -211,8 +218,9 @@ static int status(db_conn *c, const char *period, const char *run_text, int64_t 
         if (!found)
             return review_refuse("status", "period %s does not exist", period);
     }
+    review_run_info info;
     if (run_text) {
-        int found = review_run(c, run_id, NULL, 0, NULL, 0, &err);
+        int found = review_run(c, run_id, &info, &err);
         if (found < 0)
             return review_fail("status", "reading the run", &err);
         if (!found)
@@ -240,6 +248,11 @@ static int status(db_conn *c, const char *period, const char *run_text, int64_t 
         }
     }
     PQclear(res);
+    /* status --run of a run without a readable report: shown, then refused
+     * (exit 4) naming the run and why (DESIGN.md 5.6) */
+    char why[1024];
+    if (rc == ALLOC_EXIT_OK && run_text && !review_run_readable(run_id, &info, why, sizeof why))
+        rc = review_refuse("status", "%s", why);
     return rc;
 }
 

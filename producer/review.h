@@ -31,12 +31,35 @@ int review_refuse(const char *cmd, const char *fmt, ...) __attribute__((format(p
 int review_period(db_conn *c, const char *period, int lock, char *status, size_t status_len,
                   char *ruleset, size_t ruleset_len, db_error *err);
 
-/* The run row: period and status into the buffers given. Returns 1 when found,
- * 0 when not, -1 with err. */
-int review_run(db_conn *c, int64_t run_id, char *period, size_t period_len, char *status,
-               size_t status_len, db_error *err);
+/* What the review commands know of one run. */
+typedef struct review_run_info {
+    char period[64];
+    char status[32];     /* running | succeeded | failed | aborted */
+    int64_t replaced_by; /* the run whose success deleted this run's results, or 0 */
+    char error[512];     /* the cause a failed or aborted run recorded, or "" */
+} review_run_info;
 
-/* The latest succeeded run of the period (largest run_id). Returns 1 and sets
+/* The run row into *info. Returns 1 when found, 0 when not, -1 with err. */
+int review_run(db_conn *c, int64_t run_id, review_run_info *info, db_error *err);
+
+/* 1 when the run's report can be read or published: it succeeded and its
+ * results were not replaced by a later run. Otherwise 0, with why (e.g.
+ * "run 4 is failed, not succeeded: consumer lost", "the results of run 3 were
+ * replaced by run 5 ...") written to why. */
+int review_run_readable(int64_t run_id, const review_run_info *info, char *why, size_t why_len);
+
+/* The run a review command (report, export, publish) works on, inside the
+ * caller's transaction: run_arg when not 0 (it must belong to the period and
+ * be readable), else the published run of the period, else its latest
+ * readable succeeded run. The period must exist. Returns ALLOC_EXIT_OK with
+ * *run_id and *how ("published", "latest succeeded, not published", "chosen
+ * with --run"), or the exit code after printing why on stderr as
+ * "alloc-producer: CMD: ...". */
+int review_choose_run(db_conn *c, const char *cmd, const char *period, int64_t run_arg,
+                      int64_t *run_id, const char **how);
+
+/* The latest succeeded run of the period (largest run_id) whose results were
+ * not replaced. Returns 1 and sets
  * *run_id, 0 when there is none, -1 with err. */
 int review_latest_succeeded(db_conn *c, const char *period, int64_t *run_id, db_error *err);
 

@@ -21,6 +21,7 @@
 
 #include "cache.h"
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "counter.h"
 #include "db.h"
@@ -76,7 +77,7 @@ double run_elapsed(const struct timespec *t0) {
 }
 
 int run_fail_db(const char *what, const db_error *e) {
-    fprintf(stderr, "alloc-producer: %s: %s\n", what, e->msg);
+    cli_error("%s: %s", what, e->msg);
     return ALLOC_EXIT_RUNTIME;
 }
 
@@ -153,7 +154,7 @@ static int load_run(run_state *st, int64_t run_id, int *running) {
         return run_fail_db("read run", &e);
     if (PQntuples(r) == 0) {
         PQclear(r);
-        fprintf(stderr, "alloc-producer: unknown run %" PRId64 "\n", run_id);
+        cli_error("unknown run %" PRId64, run_id);
         return ALLOC_EXIT_REFUSED;
     }
     st->run_id = run_id;
@@ -174,20 +175,24 @@ static int load_run(run_state *st, int64_t run_id, int *running) {
 
 /* ---- driving a run ----------------------------------------------------------------- */
 
+/* Connects to Redis and RabbitMQ. The error line names the run and the
+ * server, with its URL masked (a credential is never printed). */
 static int connect_services(run_state *st) {
-    char err[512];
+    char err[512], shown[512];
     st->cache = cache_connect(st->cfg->redis_url, err, sizeof err);
     if (!st->cache) {
-        fprintf(stderr, "alloc-producer: connect to Redis %s: %s\n", st->cfg->redis_url, err);
+        config_mask_secret(st->cfg->redis_url, shown, sizeof shown);
+        cli_error("run %" PRId64 ": connect to Redis %s: %s", st->run_id, shown, err);
         return ALLOC_EXIT_RUNTIME;
     }
     st->mq = mq_connect(st->cfg->amqp_url, 30, err, sizeof err);
     if (!st->mq) {
-        fprintf(stderr, "alloc-producer: connect to RabbitMQ: %s\n", err);
+        config_mask_secret(st->cfg->amqp_url, shown, sizeof shown);
+        cli_error("run %" PRId64 ": connect to RabbitMQ %s: %s", st->run_id, shown, err);
         return ALLOC_EXIT_RUNTIME;
     }
     if (mq_declare_topology(st->mq, err, sizeof err) != MQ_OK) {
-        fprintf(stderr, "alloc-producer: declare queues: %s\n", err);
+        cli_error("run %" PRId64 ": declare queues: %s", st->run_id, err);
         return ALLOC_EXIT_RUNTIME;
     }
     return ALLOC_EXIT_OK;
@@ -206,7 +211,7 @@ static int drive(run_state *st) {
     if (mq_declare_queue(st->mq, queue, &qo, err, sizeof err) != MQ_OK ||
         mq_bind(st->mq, queue, MQ_EXCHANGE_CONTROL, key, err, sizeof err) != MQ_OK ||
         mq_consume(st->mq, queue, 16, err, sizeof err) != MQ_OK) {
-        fprintf(stderr, "alloc-producer: control queue %s: %s\n", queue, err);
+        cli_error("control queue %s: %s", queue, err);
         return ALLOC_EXIT_RUNTIME;
     }
     int allocating = strcmp(st->stage, "formula") != 0;
@@ -320,7 +325,7 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
     char err[512];
     st.db = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!st.db) {
-        fprintf(stderr, "alloc-producer: connect to PostgreSQL: %s\n", err);
+        cli_error("connect to PostgreSQL: %s", err);
         return ALLOC_EXIT_RUNTIME;
     }
     run_durable_commits(st.db);
@@ -336,8 +341,10 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
                  st.run_id, st.period, st.rows_pending, st.expected,
                  (long)(time(NULL) - st.started));
         rc = drive(&st);
+        /* the cause recorded is the first error line the run printed */
         if (rc == ALLOC_EXIT_RUNTIME && st.run_id)
-            run_mark_failed(&st, "the producer failed; see its log");
+            run_mark_failed(&st, cli_first_error() ? cli_first_error()
+                                                   : "the producer failed; see its log");
     }
     close_state(&st);
     return rc;
@@ -390,15 +397,14 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
     char err[512];
     st.db = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!st.db) {
-        fprintf(stderr, "alloc-producer: connect to PostgreSQL: %s\n", err);
+        cli_error("connect to PostgreSQL: %s", err);
         return ALLOC_EXIT_RUNTIME;
     }
     run_durable_commits(st.db);
     int running = 0;
     rc = load_run(&st, run_id, &running);
     if (rc == ALLOC_EXIT_OK && !running) {
-        fprintf(stderr, "alloc-producer: run %" PRId64 " is not running: nothing to resume\n",
-                run_id);
+        cli_error("run %" PRId64 " is not running: nothing to resume", run_id);
         rc = ALLOC_EXIT_REFUSED;
     }
     if (rc == ALLOC_EXIT_OK) {
@@ -433,7 +439,7 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
     char err[512];
     db_conn *db = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!db) {
-        fprintf(stderr, "alloc-producer: connect to PostgreSQL: %s\n", err);
+        cli_error("connect to PostgreSQL: %s", err);
         return ALLOC_EXIT_RUNTIME;
     }
     char id[32];
@@ -448,7 +454,7 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
     if (n < 0) {
         rc = run_fail_db("abort", &e);
     } else if (n == 0) {
-        fprintf(stderr, "alloc-producer: run %s is unknown or not running\n", id);
+        cli_error("run %s is unknown or not running", id);
         rc = ALLOC_EXIT_REFUSED;
     } else {
         static const char *const CLEANUP[] = {

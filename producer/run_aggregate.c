@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "log.h"
 #include "run.h"
 #include <jansson.h>
@@ -124,7 +125,7 @@ int run_aggregate(run_state *st, int has_rules) {
     PQclear(r);
     if (!running) {
         db_rollback(st->db, NULL);
-        fprintf(stderr, "alloc-producer: run %s is no longer running\n", id);
+        cli_error("run %s is no longer running", id);
         return ALLOC_EXIT_RUNTIME;
     }
     if (db_exec(st->db,
@@ -143,8 +144,8 @@ int run_aggregate(run_state *st, int has_rules) {
         db_rollback(st->db, NULL);
         if (bad < 0)
             return run_fail_db("conservation check", &e);
-        fprintf(stderr, "alloc-producer: run %s failed: %s\n", id, msg);
-        run_mark_failed(st, msg);
+        cli_error("run %s failed: %s", id, msg);
+        run_mark_failed(st, cli_first_error());
         return ALLOC_EXIT_RUNTIME;
     }
     /* the formula stage evaluates every vector: (version, data source, project) of
@@ -182,14 +183,48 @@ int run_aggregate(run_state *st, int has_rules) {
     return ALLOC_EXIT_OK;
 }
 
-/* The run's last transaction: succeeded, with its run_log row. */
+/* What the success of a run replaces ($1 = the run, $2 = its period): the
+ * results of every other run of the period that is not the published one.
+ * Runs as one statement, inside run_finish's transaction. */
+static const char *const REPLACE_EARLIER_SQL =
+    "WITH old AS (SELECT o.run_id FROM alloc_run o WHERE o.period_code = $2 "
+    "             AND o.run_id <> $1::bigint "
+    "             AND NOT EXISTS (SELECT 1 FROM report_published p WHERE p.run_id = o.run_id)), "
+    " d1 AS (DELETE FROM report_after WHERE run_id IN (SELECT run_id FROM old)), "
+    " d2 AS (DELETE FROM report_before WHERE run_id IN (SELECT run_id FROM old)), "
+    " d3 AS (DELETE FROM alloc_detail WHERE run_id IN (SELECT run_id FROM old)), "
+    " d4 AS (DELETE FROM audit_finding WHERE run_id IN (SELECT run_id FROM old)), "
+    " d5 AS (DELETE FROM alloc_partial WHERE run_id IN (SELECT run_id FROM old)), "
+    " d6 AS (DELETE FROM run_pending WHERE run_id IN (SELECT run_id FROM old)), "
+    " d7 AS (DELETE FROM alloc_unallocated WHERE run_id IN (SELECT run_id FROM old)), "
+    " rep AS (UPDATE alloc_run r SET replaced_by = $1::bigint FROM old "
+    "         WHERE r.run_id = old.run_id AND r.status = 'succeeded' AND r.replaced_by IS NULL "
+    "         RETURNING r.run_id) "
+    "SELECT coalesce(jsonb_agg(run_id ORDER BY run_id), '[]')::text FROM rep";
+
+/* The run's last transaction (DESIGN.md 5.6): the run becomes `succeeded`,
+ * and in the same transaction the results of the period's earlier unpublished
+ * runs are deleted, never before: until this commit the previous latest
+ * succeeded run stays whole, readable and publishable. The period row is
+ * locked first, which orders this against publish and close-period. */
 int run_finish(run_state *st) {
     char id[32];
     run_i64s(st->run_id, id, sizeof id);
     const char *p[] = {id};
+    const char *pp[] = {id, st->period};
     db_error e;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (db_begin(st->db, NULL, &e) != 0)
         return run_fail_db("finish run", &e);
+    const char *per[] = {st->period};
+    PGresult *r = db_query(st->db, "SELECT status FROM period WHERE period_code = $1 FOR UPDATE", 1,
+                           per, PGRES_TUPLES_OK, &e);
+    if (!r) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("finish run: lock the period", &e);
+    }
+    PQclear(r);
     int64_t n = db_exec_params(st->db,
                                "UPDATE alloc_run SET status = 'succeeded', stage = 'done', "
                                "finished_at = now() WHERE run_id = $1 AND status = 'running'",
@@ -198,9 +233,18 @@ int run_finish(run_state *st) {
         db_rollback(st->db, NULL);
         if (n < 0)
             return run_fail_db("finish run", &e);
-        fprintf(stderr, "alloc-producer: run %s is no longer running\n", id);
+        cli_error("run %s is no longer running", id);
         return ALLOC_EXIT_RUNTIME;
     }
+    r = db_query(st->db, REPLACE_EARLIER_SQL, 2, pp, PGRES_TUPLES_OK, &e);
+    if (!r) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("finish run: replace earlier results", &e);
+    }
+    char replaced[256];
+    snprintf(replaced, sizeof replaced, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    const char *lp[] = {id, replaced};
     if (db_exec_params(
             st->db,
             "INSERT INTO run_log (run_id, event, detail) "
@@ -209,13 +253,17 @@ int run_finish(run_state *st) {
             "  'allocate_batches', expected_batches, 'formula_batches', formula_batches, "
             "  'seconds', round(extract(epoch FROM finished_at - started_at)::numeric, 3), "
             "  'report_rows', (SELECT count(*) FROM report_after a WHERE a.run_id = r.run_id), "
-            "  'findings', (SELECT count(*) FROM audit_finding f WHERE f.run_id = r.run_id)) "
+            "  'findings', (SELECT count(*) FROM audit_finding f WHERE f.run_id = r.run_id), "
+            "  'replaced_runs', $2::jsonb) "
             "FROM alloc_run r WHERE run_id = $1",
-            1, p, &e) < 0 ||
+            2, lp, &e) < 0 ||
         db_commit(st->db, &e) != 0) {
         db_rollback(st->db, NULL);
         return run_fail_db("finish run", &e);
     }
+    if (strcmp(replaced, "[]") != 0)
+        log_info("run %s succeeded; it replaces the results of run(s) %s", id, replaced);
+    log_info("finish: succeeded in %.1fs", run_elapsed(&t0));
     return ALLOC_EXIT_OK;
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "log.h"
 #include "msg.h"
 #include "run.h"
@@ -27,8 +28,7 @@ int run_cache_public(run_state *st) {
     int rc = ALLOC_EXIT_OK;
     if (PQntuples(r) == 1 && cache_set(st->cache, st->public_key, PQgetvalue(r, 0, 0),
                                        (size_t)PQgetlength(r, 0, 0), PUBLIC_TTL_S) != 0) {
-        fprintf(stderr, "alloc-producer: cache public data of run %s: %s\n", id,
-                cache_error(st->cache));
+        cli_error("cache public data of run %s: %s", id, cache_error(st->cache));
         rc = ALLOC_EXIT_RUNTIME;
     }
     PQclear(r);
@@ -102,15 +102,14 @@ static int publish_bucket(run_state *st, const bucket_plan *b, msg_row *rows, si
     size_t len;
     char *body = msg_encode_bucket(&m, &len, err, sizeof err);
     if (!body) {
-        fprintf(stderr, "alloc-producer: encode bucket %s: %s\n", b->bucket_id, err);
+        cli_error("encode bucket %s: %s", b->bucket_id, err);
         return ALLOC_EXIT_RUNTIME;
     }
     int rc =
         mq_publish(st->mq, MQ_EXCHANGE_WORK, MQ_KEY_BUCKET, body, len, NULL, 0, err, sizeof err);
     free(body);
     if (rc != MQ_OK) {
-        fprintf(stderr, "alloc-producer: publish bucket %s of run %" PRId64 ": %s\n", b->bucket_id,
-                st->run_id, err);
+        cli_error("publish bucket %s of run %" PRId64 ": %s", b->bucket_id, st->run_id, err);
         return ALLOC_EXIT_RUNTIME;
     }
     return ALLOC_EXIT_OK;
@@ -221,8 +220,7 @@ int run_publish_buckets(run_state *st, int *published) {
     if (rc == ALLOC_EXIT_OK) {
         char err[512];
         if (mq_flush(st->mq, -1, err, sizeof err) != MQ_OK) {
-            fprintf(stderr, "alloc-producer: confirm buckets of run %" PRId64 ": %s\n", st->run_id,
-                    err);
+            cli_error("confirm buckets of run %" PRId64 ": %s", st->run_id, err);
             rc = ALLOC_EXIT_RUNTIME;
         }
     }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "fx.h"
 #include "log.h"
 #include "msg.h"
@@ -44,7 +45,7 @@ static int load_formulas(run_state *st, run_formulas *f) {
         return run_fail_db("read the run's formulas", &e);
     if (PQntuples(r) != 1) {
         PQclear(r);
-        fprintf(stderr, "alloc-producer: run %s has no compiled formulas\n", id);
+        cli_error("run %s has no compiled formulas", id);
         return ALLOC_EXIT_RUNTIME;
     }
     /* the bytea arrives in its text form ('\x' hex): libpq turns it back into bytes */
@@ -60,8 +61,7 @@ static int load_formulas(run_state *st, run_formulas *f) {
     char err[256];
     f->rs = fx_ruleset_deserialize(f->bytes, f->len, err, sizeof err);
     if (!f->rs) {
-        fprintf(stderr, "alloc-producer: the compiled formulas of run %s are damaged: %s\n", id,
-                err);
+        cli_error("the compiled formulas of run %s are damaged: %s", id, err);
         run_formulas_free(f);
         return ALLOC_EXIT_RUNTIME;
     }
@@ -131,14 +131,14 @@ static int publish_formula_batch(run_state *st, int64_t k, vector_buf *b) {
     size_t len;
     char *body = msg_encode_formula(&m, &len, err, sizeof err);
     if (!body) {
-        fprintf(stderr, "alloc-producer: encode formula batch %s: %s\n", batch_id, err);
+        cli_error("encode formula batch %s: %s", batch_id, err);
         return ALLOC_EXIT_RUNTIME;
     }
     int rc =
         mq_publish(st->mq, MQ_EXCHANGE_WORK, MQ_KEY_FORMULA, body, len, NULL, 0, err, sizeof err);
     free(body);
     if (rc != MQ_OK) {
-        fprintf(stderr, "alloc-producer: publish formula batch %s: %s\n", batch_id, err);
+        cli_error("publish formula batch %s: %s", batch_id, err);
         return ALLOC_EXIT_RUNTIME;
     }
     return ALLOC_EXIT_OK;
@@ -230,15 +230,14 @@ static int publish_formulas(run_state *st, const fx_ruleset *rs) {
     db_stream_close(s);
     PQclear(done);
     if (rc == ALLOC_EXIT_OK && k != st->formula_expected) {
-        fprintf(stderr,
-                "alloc-producer: run %s: %" PRId64 " formula batches, %" PRId64 " expected\n", id,
-                k, st->formula_expected);
+        cli_error("run %s: %" PRId64 " formula batches, %" PRId64 " expected", id, k,
+                  st->formula_expected);
         rc = ALLOC_EXIT_RUNTIME;
     }
     if (rc == ALLOC_EXIT_OK) {
         char err[512];
         if (mq_flush(st->mq, -1, err, sizeof err) != MQ_OK) {
-            fprintf(stderr, "alloc-producer: confirm formula batches of run %s: %s\n", id, err);
+            cli_error("confirm formula batches of run %s: %s", id, err);
             rc = ALLOC_EXIT_RUNTIME;
         } else {
             log_info("run %s: %" PRId64 " formula batch(es) published", id, published);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "formulas.h"
 #include "log.h"
 #include "run.h"
@@ -32,22 +33,20 @@ static int report_rows(db_conn *db, const char *sql, int np, const char *const *
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
         if (!strcmp(fmt_kind, "unbound"))
-            fprintf(stderr,
-                    "alloc-producer: unbound ledger rows: budget_item_code=%s account_code=%s "
-                    "(%s rows)\n",
-                    PQgetisnull(r, i, 0) ? "NULL" : PQgetvalue(r, i, 0),
-                    PQgetisnull(r, i, 1) ? "NULL" : PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+            cli_error("unbound ledger rows: budget_item_code=%s account_code=%s "
+                      "(%s rows)",
+                      PQgetisnull(r, i, 0) ? "NULL" : PQgetvalue(r, i, 0),
+                      PQgetisnull(r, i, 1) ? "NULL" : PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
         else if (!strcmp(fmt_kind, "project"))
-            fprintf(stderr, "alloc-producer: unknown project %s on direct rows (%s rows)\n",
-                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+            cli_error("unknown project %s on direct rows (%s rows)", PQgetvalue(r, i, 0),
+                      PQgetvalue(r, i, 1));
         else if (!strcmp(fmt_kind, "item"))
-            fprintf(stderr, "alloc-producer: bound item %s %s (%s rows)\n", PQgetvalue(r, i, 0),
-                    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+            cli_error("bound item %s %s (%s rows)", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                      PQgetvalue(r, i, 2));
         else
-            fprintf(stderr,
-                    "alloc-producer: item %s has no allocation rule in version %s and the "
-                    "version has no '*' rule (%s pending rows)\n",
-                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+            cli_error("item %s has no allocation rule in version %s and the "
+                      "version has no '*' rule (%s pending rows)",
+                      PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
     }
     PQclear(r);
     return n;
@@ -176,19 +175,12 @@ static const sql_step SNAPSHOT_STEPS[] = {
      "             coalesce(sum(amount) FILTER (WHERE project_code IS NOT NULL), 0) AS ad "
      "      FROM snap) t "
      "WHERE r.run_id = $1"},
-    {"earlier results",
-     /* results of earlier unpublished runs of the period go (DESIGN.md 5.6) */
-     "WITH old AS (SELECT o.run_id FROM alloc_run o JOIN alloc_run r ON r.run_id = $1 "
-     "             AND o.period_code = r.period_code AND o.run_id <> r.run_id "
-     "             WHERE o.run_id NOT IN (SELECT run_id FROM report_published)), "
-     " d1 AS (DELETE FROM report_after WHERE run_id IN (SELECT run_id FROM old)), "
-     " d2 AS (DELETE FROM report_before WHERE run_id IN (SELECT run_id FROM old)), "
-     " d3 AS (DELETE FROM alloc_detail WHERE run_id IN (SELECT run_id FROM old)), "
-     " d4 AS (DELETE FROM audit_finding WHERE run_id IN (SELECT run_id FROM old)), "
-     " d5 AS (DELETE FROM alloc_partial WHERE run_id IN (SELECT run_id FROM old)), "
-     " d6 AS (DELETE FROM run_pending WHERE run_id IN (SELECT run_id FROM old)), "
-     " d7 AS (DELETE FROM alloc_unallocated WHERE run_id IN (SELECT run_id FROM old)) "
-     "SELECT 1"},
+    {"report items",
+     /* the items as the run sees them: its report keeps these names and this
+      * order whatever later edits of the ruleset do (DESIGN.md 5.6) */
+     "INSERT INTO run_item (run_id, item_code, name, kind, formula, sort_order) "
+     "SELECT $1::bigint, i.item_code, i.name, i.kind, i.formula, i.sort_order "
+     "FROM report_item i JOIN alloc_run r ON r.run_id = $1 AND i.ruleset = r.ruleset"},
 };
 
 /* Runs steps with $1 = run id, logging how long each took. Returns 0 or -1 with e. */
@@ -265,7 +257,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
     if (PQntuples(r) == 0) {
         PQclear(r);
         db_rollback(st->db, NULL);
-        fprintf(stderr, "alloc-producer: unknown period %s\n", o->period);
+        cli_error("unknown period %s", o->period);
         return ALLOC_EXIT_REFUSED;
     }
     snprintf(st->ruleset, sizeof st->ruleset, "%s", PQgetvalue(r, 0, 0));
@@ -273,7 +265,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
     PQclear(r);
     if (closed) {
         db_rollback(st->db, NULL);
-        fprintf(stderr, "alloc-producer: period %s is closed\n", o->period);
+        cli_error("period %s is closed", o->period);
         return ALLOC_EXIT_REFUSED;
     }
 
@@ -287,7 +279,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
     if (!r) {
         db_rollback(st->db, NULL);
         if (db_error_is(&e, DB_SQLSTATE_UNIQUE_VIOLATION)) {
-            fprintf(stderr, "alloc-producer: period %s already has a running run\n", o->period);
+            cli_error("period %s already has a running run", o->period);
             return ALLOC_EXIT_REFUSED;
         }
         return run_fail_db("register run", &e);
@@ -318,8 +310,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
         db_rollback(st->db, NULL);
         if (bad < 0)
             return run_fail_db("validate", &e);
-        fprintf(stderr, "alloc-producer: period %s refused: %d validation error(s), nothing sent\n",
-                o->period, bad);
+        cli_error("period %s refused: %d validation error(s), nothing sent", o->period, bad);
         return ALLOC_EXIT_VALIDATION;
     }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "counter.h"
 #include "log.h"
 #include "msg.h"
@@ -125,7 +126,7 @@ int run_wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook
         if (strcmp(status, "running") != 0) {
             if (isatty(STDOUT_FILENO))
                 printf("\n");
-            fprintf(stderr, "alloc-producer: run %" PRId64 " is %s\n", st->run_id, status);
+            cli_error("run %" PRId64 " is %s", st->run_id, status);
             return ALLOC_EXIT_RUNTIME;
         }
         if (done != last_done)
@@ -140,20 +141,17 @@ int run_wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook
         if (run_interrupted) {
             if (isatty(STDOUT_FILENO))
                 printf("\n");
-            fprintf(stderr,
-                    "alloc-producer: interrupted; run %" PRId64 " goes on: "
-                    "alloc-producer resume --run %" PRId64 "\n",
-                    st->run_id, st->run_id);
+            cli_error("interrupted; run %" PRId64 " goes on: "
+                      "alloc-producer resume --run %" PRId64,
+                      st->run_id, st->run_id);
             return ALLOC_EXIT_TIMEOUT;
         }
         if (st->timeout_s > 0 && time(NULL) - st->started >= st->timeout_s) {
             if (isatty(STDOUT_FILENO))
                 printf("\n");
-            fprintf(
-                stderr,
-                "alloc-producer: run %" PRId64 " timed out after %lds with %" PRId64 " of %" PRId64
-                " %s batches done; it stays resumable: alloc-producer resume --run %" PRId64 "\n",
-                st->run_id, st->timeout_s, done, expected, stage, st->run_id);
+            cli_error("run %" PRId64 " timed out after %lds with %" PRId64 " of %" PRId64
+                      " %s batches done; it stays resumable: alloc-producer resume --run %" PRId64,
+                      st->run_id, st->timeout_s, done, expected, stage, st->run_id);
             return ALLOC_EXIT_TIMEOUT;
         }
         mq_delivery d;

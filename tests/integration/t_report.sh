@@ -273,6 +273,47 @@ expect_rc "publish in a period without a succeeded run exits 4" 4 'period 2024-0
 expect_rc "publish in an unknown period exits 4" 4 'period 2030-01 does not exist' \
     $PRODUCER publish --period 2030-01
 
+# ---------------------------------------------------------------- lifecycle (DESIGN.md 5.6)
+# Run 8 of 2024-04 succeeded after run 3, whose results it replaced; run 8 keeps
+# its own item names (run_item) whatever the ruleset says later.
+sql >/dev/null <<'SQL'
+INSERT INTO alloc_run (run_id, period_code, ruleset, status, change_seq, finished_at, stage)
+VALUES (8, '2024-04', 'R1', 'succeeded', 0, now(), 'done');
+UPDATE alloc_run SET replaced_by = 8 WHERE run_id = 3;
+INSERT INTO report_after (run_id, version, data_source, project_code, item_code, amount) VALUES
+    (8, 'M', 'C', '#TOTAL', 'rev', 6.00), (8, 'M', 'C', '#TOTAL', 'gp', 6.00);
+INSERT INTO run_item (run_id, item_code, name, kind, formula, sort_order) VALUES
+    (8, 'gp', 'Profit as kept by run 8', 'formula', 'rev', 1),
+    (8, 'rev', 'Income as kept by run 8', 'base', NULL, 2);
+SQL
+expect_rc "report --run of a replaced run exits 4 naming the replacing run" 4 \
+    'the results of run 3 were replaced by run 8' $PRODUCER report --period 2024-04 --run 3 --checksum
+expect_rc "publish --run of a replaced run exits 4" 4 'the results of run 3 were replaced by run 8' \
+    $PRODUCER publish --period 2024-04 --run 3
+expect_rc "status --run of a replaced run exits 4 naming why" 4 'run 3 were replaced by run 8' \
+    $PRODUCER status --run 3
+check "status --run of a replaced run still shows it" grep -q 'results   replaced by run 8' "$tmp/out"
+expect_rc "status --run of a failed run exits 4 with its cause" 4 'run 4 is failed, not succeeded: consumer lost' \
+    $PRODUCER status --run 4
+check "status --run of a failed run still shows it" grep -q '^run 4 ' "$tmp/out"
+expect_rc "status --run of a readable run exits 0" 0 '' $PRODUCER status --run 8
+expect_rc "export --run of a replaced run exits 4" 4 'the results of run 3 were replaced by run 8' \
+    $PRODUCER export --period 2024-04 --run 3 --format csv.gz
+$PRODUCER report --period 2024-04 --version M >"$tmp/kept.txt"
+check_eq "the table names the rows as the run kept them, in its order" \
+    "$(grep -oE '^(Profit|Income) as kept by run 8' "$tmp/kept.txt" | tr '\n' ';')" \
+    "Profit as kept by run 8;Income as kept by run 8;"
+sql -c "UPDATE report_item SET name = 'Renamed later', sort_order = 99 WHERE ruleset = 'R1' AND item_code = 'gp'" >/dev/null
+$PRODUCER report --period 2024-04 --version M >"$tmp/kept2.txt"
+check "a later ruleset edit changes nothing in the run's table" cmp -s "$tmp/kept.txt" "$tmp/kept2.txt"
+expect_rc "close-period without a published run exits 4" 4 'period 2024-04 has no published run' \
+    $PRODUCER close-period --period 2024-04
+check_eq "the refused close-period leaves 2024-04 open" \
+    "$(sql -c "SELECT status FROM period WHERE period_code = '2024-04'")" open
+check "close-period --force closes a period without a published run" \
+    $PRODUCER close-period --period 2024-04 --force
+check_eq "2024-04 is closed" "$(sql -c "SELECT status FROM period WHERE period_code = '2024-04'")" closed
+
 # ---------------------------------------------------------------- close-period
 sql -c "INSERT INTO alloc_run (run_id, period_code, ruleset, status, change_seq) VALUES (7, '2024-03', 'R1', 'running', 1)" >/dev/null
 expect_rc "close-period refuses while a run is running" 4 'period 2024-03 has run 7 running' \

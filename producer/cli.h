@@ -1,0 +1,16 @@
+/* The producer's error lines: every command prints its errors as
+ * "alloc-producer: <what>" on stderr, one line each (DESIGN.md 4), and a run
+ * keeps the first of them as the cause it records on a failed run. */
+#ifndef ALLOC_PRODUCER_CLI_H
+#define ALLOC_PRODUCER_CLI_H
+
+/* Prints "alloc-producer: " and the formatted message (no newline in fmt) as
+ * one line on stderr, and remembers it when it is the first line printed by
+ * this process. Not thread-safe: the producer prints from its main thread. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The first message cli_error printed (without the "alloc-producer: "
+ * prefix), or NULL when none was. Static storage: valid until exit. */
+const char *cli_first_error(void);
+
+#endif
