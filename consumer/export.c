@@ -727,18 +727,12 @@ static export_outcome check_run(export_job *j) {
         snprintf(j->why, sizeof j->why, "the task names no run");
         return OUTCOME_FAILED;
     }
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT r.status, r.detail, r.period_code, "
-             "  EXISTS (SELECT 1 FROM report_published p WHERE p.run_id = r.run_id), "
-             "  (SELECT min(o.run_id) FROM alloc_run o "
-             "   WHERE o.period_code = r.period_code AND o.run_id > r.run_id), "
-             "  EXISTS (SELECT 1 FROM %s WHERE run_id = r.run_id) "
-             "FROM alloc_run r WHERE r.run_id = $1",
-             j->shape->table);
     const char *params[] = {t->run_text};
     db_error err;
-    PGresult *res = db_query(j->x->data, sql, 1, params, PGRES_TUPLES_OK, &err);
+    PGresult *res = db_query(j->x->data,
+                             "SELECT r.status, r.detail, r.period_code, r.replaced_by "
+                             "FROM alloc_run r WHERE r.run_id = $1",
+                             1, params, PGRES_TUPLES_OK, &err);
     if (!res)
         return db_outcome(j, "reading the run", &err);
     export_outcome out = OUTCOME_DONE;
@@ -757,12 +751,11 @@ static export_outcome check_run(export_job *j) {
         snprintf(j->why, sizeof j->why, "run %s was made without --detail: it has no %s",
                  t->run_text, j->shape->table);
         out = OUTCOME_FAILED;
-    } else if (PQgetvalue(res, 0, 5)[0] != 't' && PQgetvalue(res, 0, 3)[0] != 't' &&
-               !PQgetisnull(res, 0, 4)) {
+    } else if (!PQgetisnull(res, 0, 3)) {
         snprintf(j->why, sizeof j->why,
-                 "the results of run %s were deleted by run %s (a new run deletes the "
-                 "unpublished results of earlier runs); file the export again",
-                 t->run_text, PQgetvalue(res, 0, 4));
+                 "the results of run %s were replaced by run %s (the success of a later run "
+                 "deletes the unpublished results of earlier runs); file the export again",
+                 t->run_text, PQgetvalue(res, 0, 3));
         out = OUTCOME_FAILED;
     }
     PQclear(res);

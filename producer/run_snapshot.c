@@ -279,7 +279,16 @@ int run_snapshot(run_state *st, const run_opts *o) {
     if (!r) {
         db_rollback(st->db, NULL);
         if (db_error_is(&e, DB_SQLSTATE_UNIQUE_VIOLATION)) {
-            cli_error("period %s already has a running run", o->period);
+            int64_t running = 0;
+            if (db_query_int64(st->db,
+                               "SELECT min(run_id) FROM alloc_run WHERE period_code = $1 "
+                               "AND status = 'running'",
+                               1, pp, &running, &e) == 1)
+                cli_error("period %s already has run %" PRId64 " running: wait for it, "
+                          "or resume --run %" PRId64 " / abort --run %" PRId64,
+                          o->period, running, running, running);
+            else
+                cli_error("period %s already has a running run", o->period);
             return ALLOC_EXIT_REFUSED;
         }
         return run_fail_db("register run", &e);
