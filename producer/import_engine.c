@@ -7,7 +7,8 @@
  *                                          and constraints and the unique keys;
  *   import_rows  (line_no, target columns) the rows after the template's mapping;
  *                                          checked against the target table (NOT NULL,
- *                                          known projects, the period, decimals).
+ *                                          known projects, data sources that some
+ *                                          project has, the period, decimals).
  * Both tables are dropped at commit; post_sql may read them. */
 #include "import_engine.h"
 
@@ -849,6 +850,11 @@ static int validate_target(import_job *j) {
         if (!drivers && !strcmp(name, "data_source"))
             sb_add(e, " WHEN a.data_source LIKE '#%%' THEN 'starts with # (such codes are "
                       "reserved)'");
+        if (tc[i].data_source_ref)
+            sb_add(e,
+                   " WHEN NOT a.known_%s THEN 'is not a known data source "
+                   "(no project has it)'",
+                   name);
         if (drivers && !strcmp(name, "driver"))
             sb_add(e, " WHEN a.driver = 'equal' THEN 'is the built-in driver of equal weights: "
                       "it takes no values'");
@@ -862,12 +868,27 @@ static int validate_target(import_job *j) {
         sb_add(e, " END");
         oom |= e->oom;
     }
+    /* The rows with known_project and, per data_source_ref column, known_<name>:
+     * hash joins against project and its distinct data sources (a few thousand
+     * rows), so a file of millions of rows costs one scan, not a lookup per row. */
+    sbuf rows = {0};
+    sb_add(&rows, "(SELECT r.*, p.project_code IS NOT NULL AS known_project");
+    for (size_t i = 0; i < n; i++)
+        if (tc[i].data_source_ref)
+            sb_add(&rows, ", ds%zu.data_source IS NOT NULL AS known_%s", i, tc[i].name);
+    sb_add(&rows, " FROM import_rows r LEFT JOIN project p ON p.project_code = r.project_code");
+    for (size_t i = 0; i < n; i++)
+        if (tc[i].data_source_ref)
+            sb_add(&rows,
+                   " LEFT JOIN (SELECT DISTINCT data_source FROM project) ds%zu"
+                   " ON ds%zu.data_source = r.%s",
+                   i, i, tc[i].name);
+    sb_add(&rows, ")");
+    oom |= rows.oom;
     sbuf q = {0};
     sb_add(&q, "SELECT line_no, label, value, problem, count(*) OVER () FROM (");
-    sb_check_rows(&q, pg,
-                  "(SELECT r.*, p.project_code IS NOT NULL AS known_project FROM import_rows r "
-                  "LEFT JOIN project p ON p.project_code = r.project_code)",
-                  checks, n);
+    sb_check_rows(&q, pg, rows.p ? rows.p : "", checks, n);
+    free(rows.p);
     for (size_t i = 0; i < n; i++)
         free(checks[i].expr.p);
     if (drivers) {

@@ -2,8 +2,9 @@
  * CSV file into ledger_entry or allocation_driver, all-or-nothing, in one
  * transaction: lock the period row, pre_sql, COPY the file into a TEMP staging
  * table, validation queries on it (errors name the file line and the column),
- * map the rows, validate them against the target, INSERT ... SELECT, post_sql,
- * commit. Nothing is changed unless everything passed. */
+ * map the rows, validate them against the target (a ledger row's project_code
+ * must be a project, its data_source one that some project has), INSERT ...
+ * SELECT, post_sql, commit. Nothing is changed unless everything passed. */
 #ifndef ALLOC_PRODUCER_IMPORT_ENGINE_H
 #define ALLOC_PRODUCER_IMPORT_ENGINE_H
 

@@ -18,19 +18,25 @@
 
 /* ---- target tables ------------------------------------------------------------ */
 
+/* A ledger row's data_source must be one a project has (DESIGN.md section 4):
+ * a row of any other would be reported under <source>/#UNALLOCATED by every run. */
 static const import_target_column ledger_columns[] = {
-    {"period_code", IMPORT_TYPE_TEXT, 0, 1, 0},      {"company_code", IMPORT_TYPE_TEXT, 0, 1, 0},
-    {"data_source", IMPORT_TYPE_TEXT, 0, 1, 0},      {"business_line", IMPORT_TYPE_TEXT, 0, 0, 0},
-    {"budget_item_code", IMPORT_TYPE_TEXT, 0, 0, 0}, {"account_code", IMPORT_TYPE_TEXT, 0, 0, 0},
-    {"project_code", IMPORT_TYPE_TEXT, 0, 0, 1},     {"category", IMPORT_TYPE_TEXT, 0, 1, 0},
-    {"amount", IMPORT_TYPE_AMOUNT, 2, 1, 0},
+    {"period_code", IMPORT_TYPE_TEXT, 0, 1, 0, 0},
+    {"company_code", IMPORT_TYPE_TEXT, 0, 1, 0, 0},
+    {"data_source", IMPORT_TYPE_TEXT, 0, 1, 0, 1},
+    {"business_line", IMPORT_TYPE_TEXT, 0, 0, 0, 0},
+    {"budget_item_code", IMPORT_TYPE_TEXT, 0, 0, 0, 0},
+    {"account_code", IMPORT_TYPE_TEXT, 0, 0, 0, 0},
+    {"project_code", IMPORT_TYPE_TEXT, 0, 0, 1, 0},
+    {"category", IMPORT_TYPE_TEXT, 0, 1, 0, 0},
+    {"amount", IMPORT_TYPE_AMOUNT, 2, 1, 0, 0},
 };
 
 static const import_target_column driver_columns[] = {
-    {"period_code", IMPORT_TYPE_TEXT, 0, 1, 0},
-    {"driver", IMPORT_TYPE_TEXT, 0, 1, 0},
-    {"project_code", IMPORT_TYPE_TEXT, 0, 1, 1},
-    {"value", IMPORT_TYPE_NUMBER, 6, 1, 0},
+    {"period_code", IMPORT_TYPE_TEXT, 0, 1, 0, 0},
+    {"driver", IMPORT_TYPE_TEXT, 0, 1, 0, 0},
+    {"project_code", IMPORT_TYPE_TEXT, 0, 1, 1, 0},
+    {"value", IMPORT_TYPE_NUMBER, 6, 1, 0, 0},
 };
 
 const char *import_target_table(import_target t) {

@@ -55,8 +55,9 @@ typedef struct import_target_column {
     const char *name;
     import_type type; /* TEXT, AMOUNT or NUMBER */
     int scale;
-    int not_null;    /* the row needs a value (period_code: defaults to --period) */
-    int project_ref; /* the value (when not NULL) must be a project_code of project */
+    int not_null;        /* the row needs a value (period_code: defaults to --period) */
+    int project_ref;     /* the value (when not NULL) must be a project_code of project */
+    int data_source_ref; /* the value (when not NULL) must be the data_source of a project */
 } import_target_column;
 
 /* A key over source columns that no two rows may share. */

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # alloc-producer import: ledger rows (exact amounts, change_seq, quoted fields with
-# commas and line breaks, CRLF and BOM), every kind of bad row reported with its
-# file line and column and nothing changed, closed and unknown periods, driver
-# values replaced per driver, the salary / marketing / function templates with
-# their mapping, constraints, pre_sql (idempotent re-import) and post_sql, a
-# template given as a file, --dry-run, --help and usage errors.
+# commas and line breaks, CRLF and BOM), every kind of bad row (a data_source no
+# project has among them) reported with its file line and column and nothing
+# changed, closed and unknown periods, driver values replaced per driver, the
+# salary / marketing / function templates with their mapping, constraints,
+# pre_sql (idempotent re-import) and post_sql, a template given as a file,
+# --dry-run, --help and usage errors.
 source "$(dirname "$0")/lib.sh"
 
 fx=$repo/tests/integration/fixtures
@@ -187,6 +188,30 @@ check_eq "150 bad rows: 100 shown, then a count" \
     "$(grep -c "^$tmp/many.csv:[0-9]*: column amount" "$tmp/err"):$(head -n 1 "$tmp/err" | cut -d: -f2):$(grep -c '... and 50 more errors' "$tmp/err")" \
     "100:2:1"
 
+# ---------------------------------------------------------------- unknown data sources
+# A data_source no project has would show up as <source>/#UNALLOCATED in every
+# run: refused (DESIGN.md section 4), every such line named, --dry-run alike.
+f=$fx/import_ledger_unknown_source.csv
+rows_before=$(sql -c "SELECT count(*) FROM ledger_entry")
+before=$(state)
+for dry in "" --dry-run; do
+    imp --period 2024-03 --kind ledger --file "$f" $dry
+    expect_rc "unknown data sources${dry:+ ($dry)} exit 3" 3
+    expect_err "unknown data source ZZZ on line 3${dry:+ ($dry)}" \
+        "$f:3: column data_source: \"ZZZ\" is not a known data source (no project has it)"
+    expect_err "unknown data source ZZZ on line 5${dry:+ ($dry)}" \
+        "$f:5: column data_source: \"ZZZ\" is not a known data source (no project has it)"
+    expect_err "data sources are matched exactly: Tpe is not TPE${dry:+ ($dry)}" \
+        "$f:6: column data_source: \"Tpe\" is not a known data source (no project has it)"
+    expect_err "unknown data sources: the summary counts them${dry:+ ($dry)}" \
+        "alloc-producer: import: $f: 3 errors; nothing imported"
+    check "unknown data sources: the good lines are not reported${dry:+ ($dry)}" \
+        bash -c "! grep -qE ':(2|4): ' '$tmp/err'"
+done
+check_eq "unknown data sources: ledger_entry row count unchanged" \
+    "$(sql -c "SELECT count(*) FROM ledger_entry")" "$rows_before"
+expect_unchanged "unknown data sources: nothing changed" "$before"
+
 # ---------------------------------------------------------------- period state
 before=$(state)
 imp --period 2024-02 --kind ledger --file "$fx/import_ledger.csv"
@@ -266,6 +291,17 @@ expect_err "allowed values: the line and the column header are named" \
     "$f:3: column Pay component: \"commission\" is not one of: base, bonus, overtime, social_insurance, housing_fund"
 expect_err "numeric range" "$f:4: column Amount: \"-31000.00\" is less than the minimum 0"
 expect_err "pattern" "$f:5: column Budget item: \"4011\" does not match the pattern ^BI[0-9]{5}\$"
+sed '4s/^D100,HKG,/D100,ZZZ,/' "$fx/import_salary.csv" >"$tmp/salary_unknown_city.csv"
+rows_before=$(sql -c "SELECT count(*) FROM ledger_entry")
+imp --period 2024-03 --template salary --file "$tmp/salary_unknown_city.csv"
+expect_rc "salary: a city that is no project's data source exits 3" 3
+expect_err "salary: the unknown city is named with its line and the file's header" \
+    "$tmp/salary_unknown_city.csv:4: column City: \"ZZZ\" is not a known data source (no project has it)"
+check_eq "salary: unknown city: ledger_entry row count unchanged (pre_sql rolled back)" \
+    "$(sql -c "SELECT count(*) FROM ledger_entry")" "$rows_before"
+expect_unchanged "salary: unknown city: nothing changed" "$before"
+imp --period 2024-03 --template salary --file "$tmp/salary_unknown_city.csv" --dry-run
+expect_rc "salary: an unknown city with --dry-run exits 3 too" 3
 f=$fx/import_salary_wrong_city.csv
 imp --period 2024-03 --template salary --file "$f"
 expect_rc "a post_sql check that returns rows exits 3" 3
@@ -289,6 +325,13 @@ imp --period 2024-03 --template function --file "$fx/import_function.csv"
 expect_rc "function template import exits 0" 0
 check_eq "function: all pending, city upper-cased by the SQL mapping" \
     "$(rows_of function)" "4|35045.67|4|HKG,MFM,TPE"
+sed '2s/,hkg,/,zzz,/' "$fx/import_function.csv" >"$tmp/function_unknown_city.csv"
+before=$(state)
+imp --period 2024-03 --template function --file "$tmp/function_unknown_city.csv"
+expect_rc "function: a city that is no project's data source exits 3" 3
+expect_err "function: the mapped data source is checked and shown as mapped" \
+    "$tmp/function_unknown_city.csv:2: column data_source (template mapping): \"ZZZ\" is not a known data source (no project has it)"
+expect_unchanged "function: unknown city: nothing changed" "$before"
 
 # ---------------------------------------------------------------- --template-file
 cat >"$tmp/staff.json" <<'EOF'
