@@ -7,9 +7,11 @@
  * buckets are published, consumers split and allocate them, the producer waits
  * on its control queue and on the batch markers, one aggregation transaction
  * builds report_after and checks conservation, and the formula stage adds the
- * formula rows and audit findings. This file drives the stages and holds the
- * commands; the stages live in run_snapshot.c, run_buckets.c, run_wait.c,
- * run_aggregate.c and run_formula.c. */
+ * formula rows and audit findings; the last transaction marks it succeeded and
+ * replaces the period's earlier unpublished results. This file holds the
+ * commands and drives the stages, which live in run1_snapshot.c ..
+ * run5_finish.c (run_stages.h) on top of run_wait.c and run_state.c; nothing
+ * below calls back up here. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -28,7 +30,9 @@
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
-#include "run.h"
+#include "run_stages.h"
+#include "run_state.h"
+#include "run_wait.h"
 #include <jansson.h>
 
 #define RUN_USAGE                                                                                  \
@@ -36,8 +40,6 @@
     "[--bucket-rows N]"
 #define RESUME_USAGE "alloc-producer resume --run ID [--timeout S]"
 #define ABORT_USAGE "alloc-producer abort --run ID"
-
-volatile sig_atomic_t run_interrupted;
 
 static void on_signal(int sig) {
     (void)sig;
@@ -64,74 +66,6 @@ int run_valid_period(const char *p) {
             return 0;
     int month = (p[5] - '0') * 10 + (p[6] - '0');
     return month >= 1 && month <= 12;
-}
-
-void run_i64s(int64_t v, char *buf, size_t len) {
-    snprintf(buf, len, "%" PRId64, v);
-}
-
-double run_elapsed(const struct timespec *t0) {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-int run_fail_db(const char *what, const db_error *e) {
-    cli_error("%s: %s", what, e->msg);
-    return ALLOC_EXIT_RUNTIME;
-}
-
-static void run_log_event(db_conn *db, int64_t run_id, const char *event, const char *detail_json) {
-    char id[32];
-    run_i64s(run_id, id, sizeof id);
-    const char *p[] = {id, event, detail_json};
-    db_error e;
-    if (db_exec_params(db, "INSERT INTO run_log (run_id, event, detail) VALUES ($1, $2, $3::jsonb)",
-                       3, p, &e) < 0)
-        log_warn("run_log %s: %s", event, e.msg);
-}
-
-/* The run's commits (snapshot, aggregation, markers it reads back) must
- * survive a server crash even when the server defaults to
- * synchronous_commit = off, as the local cluster does: a lost aggregation
- * commit after its formula batches went out would finish the run without its
- * base rows. The setting is per session: made on connecting and after every
- * reset (reset_db). */
-void run_durable_commits(db_conn *db) {
-    db_error e;
-    if (db_exec(db, "SET synchronous_commit = on", &e) != 0)
-        log_warn("SET synchronous_commit = on: %s", e.msg);
-}
-
-/* db_reset, then durable_commits. Returns 0, or -1 with e. */
-int run_reset_db(db_conn *db, int max_wait_ms, db_error *e) {
-    if (db_reset(db, max_wait_ms, e) != 0)
-        return -1;
-    run_durable_commits(db);
-    return 0;
-}
-
-/* Marks the run failed with its error (outside any transaction). */
-void run_mark_failed(run_state *st, const char *error) {
-    char id[32];
-    run_i64s(st->run_id, id, sizeof id);
-    const char *p[] = {id, error};
-    db_error e;
-    /* the failure may have been a lost connection: without one the run would
-     * stay `running` with nobody driving it */
-    if (!db_ok(st->db))
-        run_reset_db(st->db, 30000, NULL);
-    db_rollback(st->db, NULL);
-    if (db_exec_params(st->db,
-                       "UPDATE alloc_run SET status = 'failed', error = $2, finished_at = now() "
-                       "WHERE run_id = $1 AND status = 'running'",
-                       2, p, &e) < 0)
-        log_error("marking run failed: %s", e.msg);
-    json_t *j = json_pack("{s:s}", "error", error);
-    char *detail = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    run_log_event(st->db, st->run_id, "failed", detail ? detail : "{}");
-    free(detail);
-    json_decref(j);
 }
 
 /* ---- loading a registered run (run after its snapshot, or resume) ------------- */

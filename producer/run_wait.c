@@ -12,7 +12,7 @@
 #include "counter.h"
 #include "log.h"
 #include "msg.h"
-#include "run.h"
+#include "run_wait.h"
 
 /* ---- waiting for the allocation stage --------------------------------------------- */
 

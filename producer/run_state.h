@@ -1,7 +1,12 @@
-/* Internals of `alloc-producer run`, shared by its files: the run's state and
- * the stages a run goes through (producer/run*.c). Not a library interface. */
-#ifndef ALLOC_PRODUCER_RUN_H
-#define ALLOC_PRODUCER_RUN_H
+/* The state of a run and the helpers its stages are written on: the bottom
+ * layer of `alloc-producer run`. The layers depend only downward:
+ *   run.c            the commands run / resume / abort; drives the stages in order
+ *   run1_snapshot.c .. run5_finish.c   the stages (run_stages.h), in run order
+ *   run_wait.c       waiting on a stage's batch markers (run_wait.h)
+ *   run_state.c      this: the state, SQL steps, failure marking
+ * Not a library interface outside producer/. */
+#ifndef ALLOC_PRODUCER_RUN_STATE_H
+#define ALLOC_PRODUCER_RUN_STATE_H
 
 #include <signal.h>
 #include <stdint.h>
@@ -56,34 +61,25 @@ typedef struct sql_step {
     const char *sql;
 } sql_step;
 
-/* ---- helpers (run.c) ---- */
+/* ---- helpers ---- */
+/* v as decimal text into buf (a run id as a query parameter). */
 void run_i64s(int64_t v, char *buf, size_t len);
+/* Seconds since t0 (CLOCK_MONOTONIC). */
 double run_elapsed(const struct timespec *t0);
-/* Prints "alloc-producer: what: why" and returns ALLOC_EXIT_RUNTIME. */
+/* Prints "alloc-producer: what: why" (cli_error) and returns ALLOC_EXIT_RUNTIME. */
 int run_fail_db(const char *what, const db_error *e);
+/* SET synchronous_commit = on for the session: a run's commits must survive a
+ * server crash even on a server that defaults to off. */
 void run_durable_commits(db_conn *db);
+/* db_reset, then run_durable_commits. Returns 0, or -1 with e. */
 int run_reset_db(db_conn *db, int max_wait_ms, db_error *e);
+/* Marks a running run failed with its cause (the error line that was printed)
+ * and writes its run_log row; reconnects first when the connection is gone.
+ * Changes no other run. */
 void run_mark_failed(run_state *st, const char *error);
 
-/* ---- stages; each returns a DESIGN.md exit code ---- */
-/* The snapshot transaction: validate, register, copy out (run_snapshot.c). */
-int run_snapshot(run_state *st, const run_opts *o);
 /* Runs steps with $1 = run id, logging each one's time. 0 or -1 with e. */
 int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,
               db_error *e);
-/* Buckets of pending rows and the public data in Redis (run_buckets.c). */
-int run_cache_public(run_state *st);
-int run_publish_buckets(run_state *st, int *published);
-/* Waiting on a stage's batch markers and control messages (run_wait.c). */
-typedef void (*wait_hook)(run_state *st); /* called on every poll of a wait */
-int run_wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook hook);
-/* Aggregation into report_after, the last transaction, the event (run_aggregate.c). */
-int run_aggregate(run_state *st, int has_rules);
-int run_finish(run_state *st);
-void run_announce(run_state *st);
-/* The formula stage (run_formula.c). */
-int run_formula_stage(run_state *st);
-/* 1 when the run's compiled ruleset has formulas or audit rules, 0 when not, -1 on error. */
-int run_has_rules(run_state *st);
 
 #endif

@@ -11,7 +11,8 @@
 #include "cli.h"
 #include "formulas.h"
 #include "log.h"
-#include "run.h"
+#include "run_stages.h"
+#include "run_state.h"
 
 /* FNV-1a of the public data: part of its cache key, so changed drivers or
  * projects under the same ruleset stamp never read a stale entry. */
@@ -182,24 +183,6 @@ static const sql_step SNAPSHOT_STEPS[] = {
      "SELECT $1::bigint, i.item_code, i.name, i.kind, i.formula, i.sort_order "
      "FROM report_item i JOIN alloc_run r ON r.run_id = $1 AND i.ruleset = r.ruleset"},
 };
-
-/* Runs steps with $1 = run id, logging how long each took. Returns 0 or -1 with e. */
-int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,
-              db_error *e) {
-    const char *p[] = {run_id};
-    for (size_t i = 0; i < n; i++) {
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        PGresult *r =
-            db_query(db, steps[i].sql, 1, p,
-                     strncmp(steps[i].sql, "WITH", 4) ? PGRES_COMMAND_OK : PGRES_TUPLES_OK, e);
-        if (!r)
-            return -1;
-        PQclear(r);
-        log_info("%s: %s in %.1fs", phase, steps[i].label, run_elapsed(&t0));
-    }
-    return 0;
-}
 
 /* Buckets: each data source's pending rows in (item, entry) order, cut every
  * $4 rows; each bucket is split into batches of $5 rows. */

@@ -11,7 +11,8 @@
 #include "cli.h"
 #include "log.h"
 #include "msg.h"
-#include "run.h"
+#include "run_stages.h"
+#include "run_state.h"
 
 /* ---- publishing buckets ------------------------------------------------------- */
 

@@ -12,7 +12,9 @@
 #include "fx.h"
 #include "log.h"
 #include "msg.h"
-#include "run.h"
+#include "run_stages.h"
+#include "run_state.h"
+#include "run_wait.h"
 
 /* ---- the formula stage (DESIGN.md 5.5) ---------------------------------------------- */
 

@@ -1,0 +1,103 @@
+/* The shared state and helpers of a run, the library the producer's run
+ * stages are written on (see run_state.h). */
+#include "run_state.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "check.h"
+#include "cli.h"
+#include "log.h"
+
+volatile sig_atomic_t run_interrupted;
+
+void run_i64s(int64_t v, char *buf, size_t len) {
+    snprintf(buf, len, "%" PRId64, v);
+}
+
+double run_elapsed(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+int run_fail_db(const char *what, const db_error *e) {
+    cli_error("%s: %s", what, e->msg);
+    return ALLOC_EXIT_RUNTIME;
+}
+
+static void run_log_event(db_conn *db, int64_t run_id, const char *event, const char *detail_json) {
+    char id[32];
+    run_i64s(run_id, id, sizeof id);
+    const char *p[] = {id, event, detail_json};
+    db_error e;
+    if (db_exec_params(db, "INSERT INTO run_log (run_id, event, detail) VALUES ($1, $2, $3::jsonb)",
+                       3, p, &e) < 0)
+        log_warn("run_log %s: %s", event, e.msg);
+}
+
+/* The run's commits (snapshot, aggregation, markers it reads back) must
+ * survive a server crash even when the server defaults to
+ * synchronous_commit = off, as the local cluster does: a lost aggregation
+ * commit after its formula batches went out would finish the run without its
+ * base rows. The setting is per session: made on connecting and after every
+ * reset (reset_db). */
+void run_durable_commits(db_conn *db) {
+    db_error e;
+    if (db_exec(db, "SET synchronous_commit = on", &e) != 0)
+        log_warn("SET synchronous_commit = on: %s", e.msg);
+}
+
+/* db_reset, then durable_commits. Returns 0, or -1 with e. */
+int run_reset_db(db_conn *db, int max_wait_ms, db_error *e) {
+    if (db_reset(db, max_wait_ms, e) != 0)
+        return -1;
+    run_durable_commits(db);
+    return 0;
+}
+
+/* Marks the run failed with its error (outside any transaction). */
+void run_mark_failed(run_state *st, const char *error) {
+    char id[32];
+    run_i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id, error};
+    db_error e;
+    /* the failure may have been a lost connection: without one the run would
+     * stay `running` with nobody driving it */
+    if (!db_ok(st->db))
+        run_reset_db(st->db, 30000, NULL);
+    db_rollback(st->db, NULL);
+    if (db_exec_params(st->db,
+                       "UPDATE alloc_run SET status = 'failed', error = $2, finished_at = now() "
+                       "WHERE run_id = $1 AND status = 'running'",
+                       2, p, &e) < 0)
+        log_error("marking run failed: %s", e.msg);
+    json_t *j = json_pack("{s:s}", "error", error);
+    char *detail = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    run_log_event(st->db, st->run_id, "failed", detail ? detail : "{}");
+    free(detail);
+    json_decref(j);
+}
+
+/* Runs steps with $1 = run id, logging how long each took. Returns 0 or -1 with e. */
+int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,
+              db_error *e) {
+    const char *p[] = {run_id};
+    for (size_t i = 0; i < n; i++) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        PGresult *r =
+            db_query(db, steps[i].sql, 1, p,
+                     strncmp(steps[i].sql, "WITH", 4) ? PGRES_COMMAND_OK : PGRES_TUPLES_OK, e);
+        if (!r)
+            return -1;
+        PQclear(r);
+        log_info("%s: %s in %.1fs", phase, steps[i].label, run_elapsed(&t0));
+    }
+    return 0;
+}
