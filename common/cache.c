@@ -3,6 +3,7 @@
 #include "cache.h"
 
 #include "backoff.h"
+#include "config.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -315,6 +316,8 @@ static int conn_open(cache_conn *conn) {
                             : setup_command(ctx, 2, (const char *[]){"AUTH", u->password}, why,
                                             sizeof why);
         if (rc != 0) {
+            /* the reply to AUTH comes from whatever listens there: never echo the password */
+            config_scrub_password(u->password, why, sizeof why);
             conn_error(conn, "connect to redis %s:%d: %s", u->host, u->port, why);
             redisFree(ctx);
             return -1;

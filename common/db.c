@@ -2,6 +2,8 @@
  * cursor streams (see db.h). */
 #include "db.h"
 
+#include "config.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +170,8 @@ db_conn *db_connect(const char *dsn, char *err, size_t errlen) {
     if (!pg || PQstatus(pg) != CONNECTION_OK) {
         char why[DB_ERRMSG_MAX];
         one_line(why, sizeof why, pg ? PQerrorMessage(pg) : "out of memory");
+        /* libpq echoes a connection URI it cannot parse, password included */
+        config_scrub_secret(dsn, why, sizeof why);
         if (err && errlen)
             snprintf(err, errlen, "connect to PostgreSQL: %s", why);
         PQfinish(pg);

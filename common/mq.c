@@ -4,6 +4,7 @@
 #include "mq.h"
 
 #include "backoff.h"
+#include "config.h"
 
 #include <amqp.h>
 #include <amqp_framing.h>
@@ -797,6 +798,8 @@ static int establish(mq_conn *c, char *err, size_t errlen) {
             memset(&ok, 0, sizeof ok);
             amqp_send_method(c->state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
         }
+        /* the broker's refusal is its text: never echo the password */
+        config_scrub_password(ci->password, why, sizeof why);
         set_err(err, errlen, "%s as %s: %s", what, ci->user, why);
         return MQ_ERR_CONN;
     }

@@ -127,9 +127,12 @@ static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int 
                    USAGE, config_flags_help());
             exit(ALLOC_EXIT_OK);
         }
+        /* a stray argument may be a connection string (its flag forgotten) */
+        char shown[256];
+        config_mask_secret(a, shown, sizeof shown);
         if (i + 1 >= argc) {
-            fprintf(stderr, "alloc-consumer: %s: missing value or unknown option\nusage: %s\n", a,
-                    USAGE);
+            fprintf(stderr, "alloc-consumer: %s: missing value or unknown option\nusage: %s\n",
+                    shown, USAGE);
             return -1;
         }
         const char *v = argv[++i];
@@ -158,11 +161,20 @@ static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int 
             }
             *threads = (int)n;
         } else {
-            fprintf(stderr, "alloc-consumer: unknown option %s\nusage: %s\n", a, USAGE);
+            fprintf(stderr, "alloc-consumer: unknown option %s\nusage: %s\n", shown, USAGE);
             return -1;
         }
     }
     return 0;
+}
+
+/* Logs the servers this worker uses, passwords masked. */
+static void log_servers(const alloc_config *cfg) {
+    char pg[512], amqp[512], redis[512];
+    config_mask_secret(cfg->pg_dsn, pg, sizeof pg);
+    config_mask_secret(cfg->amqp_url, amqp, sizeof amqp);
+    config_mask_secret(cfg->redis_url, redis, sizeof redis);
+    log_info("servers: PostgreSQL \"%s\", RabbitMQ %s, Redis %s", pg, amqp, redis);
 }
 
 /* Connects (retrying with backoff until it works or a stop is asked for),
@@ -211,6 +223,7 @@ int main(int argc, char **argv) {
 
     log_info("%s starting: roles%s%s%s, %d thread(s)", env.name, split ? " split" : "",
              allocate ? " allocate" : "", formula ? " formula" : "", threads);
+    log_servers(&cfg);
     mq_conn *mq = connect_broker(&cfg, split, allocate, formula, threads);
     if (!mq)
         return ALLOC_EXIT_OK; /* stopped before the broker came */

@@ -1,6 +1,8 @@
 /* libpq helpers of alloc-gen (see gen_pg.h). */
 #include "gen_pg.h"
 
+#include "config.h"
+
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,8 @@ gen_pg *gen_pg_connect(const char *dsn, char *err, size_t errlen) {
         for (char *p = err; *p; p++)
             if (*p == '\n' || *p == '\t')
                 *p = ' ';
+        /* libpq echoes a connection URI it cannot parse, password included */
+        config_scrub_secret(dsn, err, errlen);
         PQfinish(conn);
         return NULL;
     }

@@ -33,7 +33,8 @@ static void print_help(FILE *out) {
             "                   items, 200 ledger rows\n"
             "  --replace        the period already has rows: delete its ledger rows and\n"
             "                   drivers first (otherwise refused with exit 4)\n"
-            "  --pg-dsn DSN     PostgreSQL connection string (ALLOC_PG_DSN)\n\n"
+            "  --pg-dsn DSN     PostgreSQL connection string (ALLOC_PG_DSN)\n"
+            "                   default: " CONFIG_DEFAULT_PG_DSN "\n\n"
             "exit: 0 loaded, 1 failure (nothing changed), 2 usage, 3 the kept ruleset does not\n"
             "bind the rows, 4 refused (period closed, or already loaded without --replace)\n");
 }
@@ -133,7 +134,9 @@ int main(int argc, char **argv) {
             config_apply_flag(&cfg, a, v);
             i++;
         } else {
-            return usage_error("unknown argument '%s'", a);
+            char shown[256]; /* a stray DSN (its flag forgotten) is shown masked */
+            config_mask_secret(a, shown, sizeof shown);
+            return usage_error("unknown argument '%s'", shown);
         }
     }
     opt.ruleset = ruleset ? ruleset : opt.demo ? "demo" : "std";
