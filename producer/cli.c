@@ -5,9 +5,42 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
+#include "config.h"
+
 /* The first error line of the process: what a failed run records as its cause. */
 static char first_error[1024];
 static int have_first_error;
+
+/* Masks, in place, every word of text that looks like a connection string (a
+ * URL with "://", or a DSN's password=...): an argument a user mistyped may be
+ * one, and a credential is never printed. */
+static void mask_words(char *text, size_t size) {
+    char *p = text;
+    while (*p) {
+        while (*p == ' ' || *p == '\'' || *p == '"')
+            p++;
+        char *end = p;
+        while (*end && *end != ' ' && *end != '\'' && *end != '"')
+            end++;
+        size_t n = (size_t)(end - p);
+        if (n > 0 && n < 512) {
+            char word[512], shown[600];
+            memcpy(word, p, n);
+            word[n] = '\0';
+            if (strstr(word, "://") || strstr(word, "password=")) {
+                config_mask_secret(word, shown, sizeof shown);
+                size_t m = strlen(shown), rest = strlen(end);
+                if ((size_t)(p - text) + m + rest + 1 <= size) {
+                    memmove(p + m, end, rest + 1);
+                    memcpy(p, shown, m);
+                    end = p + m;
+                }
+            }
+        }
+        p = end;
+    }
+}
 
 void cli_error(const char *fmt, ...) {
     char line[sizeof first_error];
@@ -15,6 +48,7 @@ void cli_error(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    mask_words(line, sizeof line);
     /* one line each: a library message may end in a newline or hold several */
     for (char *p = line; *p; p++)
         if (*p == '\n' || *p == '\r')
@@ -31,4 +65,12 @@ void cli_error(const char *fmt, ...) {
 
 const char *cli_first_error(void) {
     return have_first_error ? first_error : NULL;
+}
+
+int cli_usage_error(const char *usage, const char *fmt, va_list ap) {
+    char line[sizeof first_error];
+    vsnprintf(line, sizeof line, fmt, ap);
+    mask_words(line, sizeof line);
+    fprintf(stderr, "alloc-producer: %s\nusage: %s\n", line, usage);
+    return ALLOC_EXIT_USAGE;
 }

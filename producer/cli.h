@@ -4,6 +4,8 @@
 #ifndef ALLOC_PRODUCER_CLI_H
 #define ALLOC_PRODUCER_CLI_H
 
+#include <stdarg.h>
+
 /* Prints "alloc-producer: " and the formatted message (no newline in fmt) as
  * one line on stderr, and remembers it when it is the first line printed by
  * this process. Not thread-safe: the producer prints from its main thread. */
@@ -12,5 +14,9 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The first message cli_error printed (without the "alloc-producer: "
  * prefix), or NULL when none was. Static storage: valid until exit. */
 const char *cli_first_error(void);
+
+/* Prints a usage error (the formatted message, then "usage: USAGE") with
+ * every connection-string-like word masked; returns ALLOC_EXIT_USAGE. */
+int cli_usage_error(const char *usage, const char *fmt, va_list ap);
 
 #endif

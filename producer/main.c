@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
@@ -38,12 +39,9 @@ static void print_help(FILE *out) {
 int usage_error(const char *usage, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("alloc-producer: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int rc = cli_usage_error(usage, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "usage: %s\n", usage);
-    return ALLOC_EXIT_USAGE;
+    return rc;
 }
 
 int wants_help(int argc, char **argv) {

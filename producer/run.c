@@ -259,7 +259,7 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
     char err[512];
     st.db = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!st.db) {
-        cli_error("connect to PostgreSQL: %s", err);
+        cli_error("%s", err);
         return ALLOC_EXIT_RUNTIME;
     }
     run_durable_commits(st.db);
@@ -331,7 +331,7 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
     char err[512];
     st.db = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!st.db) {
-        cli_error("connect to PostgreSQL: %s", err);
+        cli_error("%s", err);
         return ALLOC_EXIT_RUNTIME;
     }
     run_durable_commits(st.db);
@@ -373,7 +373,7 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
     char err[512];
     db_conn *db = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!db) {
-        cli_error("connect to PostgreSQL: %s", err);
+        cli_error("%s", err);
         return ALLOC_EXIT_RUNTIME;
     }
     char id[32];
