@@ -121,6 +121,14 @@ static const field_spec formula_fields[] = {
     F(msg_formula, expected, FK_COUNT), A(msg_formula, vectors, FK_VECTORS, nvectors),
 };
 
+static const field_spec assemble_fields[] = {
+    F(msg_assemble, run_id, FK_ID),      F(msg_assemble, period, FK_PERIOD),
+    F(msg_assemble, ruleset, FK_NAME),   F(msg_assemble, stamp, FK_NAME),
+    F(msg_assemble, batch_id, FK_NAME),  F(msg_assemble, fx_key, FK_NAME),
+    F(msg_assemble, expected, FK_COUNT), F(msg_assemble, data_source, FK_NAME),
+    F(msg_assemble, unit_id, FK_COUNT),
+};
+
 static const field_spec vector_fields[] = {
     F(msg_vector, version, FK_NAME),
     F(msg_vector, data_source, FK_NAME),
@@ -135,6 +143,7 @@ static const type_spec types[] = {
     {MSG_BATCH, "batch", batch_fields, NFIELDS(batch_fields)},
     {MSG_STAGE_DONE, "stage_done", stage_done_fields, NFIELDS(stage_done_fields)},
     {MSG_FORMULA, "formula", formula_fields, NFIELDS(formula_fields)},
+    {MSG_ASSEMBLE, "assemble", assemble_fields, NFIELDS(assemble_fields)},
 };
 
 static const char *const stage_names[] = {NULL, "allocate", "formula"};
@@ -764,5 +773,10 @@ char *msg_encode_stage_done(const msg_stage_done *m, size_t *len, char *err, siz
 
 char *msg_encode_formula(const msg_formula *m, size_t *len, char *err, size_t errlen) {
     msg_any a = {.type = MSG_FORMULA, .formula = *m};
+    return msg_encode(&a, len, err, errlen);
+}
+
+char *msg_encode_assemble(const msg_assemble *m, size_t *len, char *err, size_t errlen) {
+    msg_any a = {.type = MSG_ASSEMBLE, .assemble = *m};
     return msg_encode(&a, len, err, errlen);
 }

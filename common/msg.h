@@ -18,7 +18,8 @@ typedef enum msg_type {
     MSG_BUCKET = 1, /* producer -> split: the pending rows of one data source (or a part) */
     MSG_BATCH,      /* split -> allocate: a uniform batch of pending rows */
     MSG_STAGE_DONE, /* consumer -> producer: a stage has processed all its batches */
-    MSG_FORMULA     /* producer -> formula stage: base-item vectors to evaluate */
+    MSG_FORMULA,    /* producer -> formula stage: base-item vectors to evaluate (older producers) */
+    MSG_ASSEMBLE    /* producer -> formula stage: one unit of report rows to assemble */
 } msg_type;
 
 typedef enum msg_stage { MSG_STAGE_ALLOCATE = 1, MSG_STAGE_FORMULA } msg_stage;
@@ -94,6 +95,21 @@ typedef struct msg_formula {
     size_t nvectors;
 } msg_formula;
 
+/* One unit of the formula stage: the projects of data_source in the run's
+ * run_unit row unit_id (their project range is kept there), whose base rows,
+ * roll-up totals, formula rows and audit findings a consumer assembles. */
+typedef struct msg_assemble {
+    int64_t run_id;
+    const char *period;
+    const char *ruleset;
+    const char *stamp;
+    const char *batch_id; /* "u<unit_id>": the unit's batch marker */
+    const char *fx_key;   /* Redis key of the compiled formulas and audit rules */
+    int64_t expected;     /* units of the run's formula stage, for the completion counter */
+    const char *data_source;
+    int64_t unit_id;
+} msg_assemble;
+
 struct msg_arena;
 
 /* A decoded message: type says which member is valid. All strings and arrays
@@ -105,6 +121,7 @@ typedef struct msg_any {
         msg_batch batch;
         msg_stage_done stage_done;
         msg_formula formula;
+        msg_assemble assemble;
     };
     struct msg_arena *arena;
 } msg_any;
@@ -131,8 +148,9 @@ char *msg_encode_bucket(const msg_bucket *m, size_t *len, char *err, size_t errl
 char *msg_encode_batch(const msg_batch *m, size_t *len, char *err, size_t errlen);
 char *msg_encode_stage_done(const msg_stage_done *m, size_t *len, char *err, size_t errlen);
 char *msg_encode_formula(const msg_formula *m, size_t *len, char *err, size_t errlen);
+char *msg_encode_assemble(const msg_assemble *m, size_t *len, char *err, size_t errlen);
 
-/* "bucket", "batch", "stage_done", "formula"; "?" for anything else. */
+/* "bucket", "batch", "stage_done", "formula", "assemble"; "?" for anything else. */
 const char *msg_type_name(msg_type type);
 
 /* "allocate", "formula"; "?" for anything else. */

@@ -174,10 +174,13 @@ static int copy_results(const msg_batch *b, const pubdata *pd, const batch_resul
     char id[32];
     snprintf(id, sizeof id, "%" PRId64, b->run_id);
     if (res->n_partials) {
-        if (db_copy_in_begin(thread_db,
-                             "COPY alloc_partial (run_id, version, data_source, project_code, "
-                             "item_code, cents) FROM STDIN",
-                             e) != 0)
+        /* into the run's own table of partials (made by its snapshot) */
+        char copy[160];
+        snprintf(copy, sizeof copy,
+                 "COPY alloc_partial_run_%s (run_id, version, data_source, project_code, "
+                 "item_code, cents) FROM STDIN",
+                 id);
+        if (db_copy_in_begin(thread_db, copy, e) != 0)
             return -1;
         for (size_t i = 0; i < res->n_partials; i++) {
             const batch_partial *p = &res->partials[i];

@@ -1,13 +1,18 @@
-/* The formula stage in a worker thread (DESIGN.md 5.5): every vector of a
- * formula batch gets every formula item, evaluated in dependency order, then the
- * audit rules; formula rows of report_after, audit findings and the batch marker
- * commit in one transaction, then the completion counter is bumped once.
+/* The formula stage in a worker thread (DESIGN.md 5.4, 5.5): one unit of a run
+ * (the projects of one data source in one range of project codes, run_unit)
+ * is assembled in one transaction: its base rows (direct sums from
+ * report_before plus the allocated partials), every formula item of each
+ * vector evaluated in dependency order, then the audit rules; base and formula
+ * rows go once, by COPY, into the run's own report_after table, with the
+ * findings, the unit's per-item totals (for the producer's roll-ups) and the
+ * batch marker. Then the completion counter is bumped once.
  *
  * Compiled formulas come from Redis only (never from PostgreSQL): a consumer
  * loads a key once and keeps it in memory; the key holds the ruleset and its
  * stamp, so a changed rule is a new key. A missing key (Redis restarted) is
  * waited for, up to FX_MISSING_WAIT_S, while the producer re-caches it; only
  * then is the batch put back. */
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -22,6 +27,7 @@
 #include "fx.h"
 #include "log.h"
 #include "msg.h"
+#include "report_rows.h"
 
 #define FX_CACHE_MAX 4
 /* How long a batch waits for missing compiled formulas before it is requeued.
@@ -132,117 +138,189 @@ static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *
     return &fx_cache[slot];
 }
 
-/* ---- evaluation ---------------------------------------------------------------- */
+/* ---- one unit ---------------------------------------------------------------------- */
 
-/* Evaluates every vector and COPYs the formula rows into report_after, then the
- * findings into audit_finding. Returns 0 or -1 with e. */
-static int write_results(db_conn *db, const char *run_id, const msg_formula *f, const fx_entry *fx,
-                         fx_scratch *scratch, size_t *nrows, size_t *nfindings, db_error *e) {
+/* The base rows of a unit: direct sums (report_before without #POOL) plus the
+ * allocated partials of the unit's projects, by (version, project), in cents.
+ * $1 run, $2 data source, $3 / $4 the project range (NULL: open), compared in
+ * the columns' own collation as the producer cut the units. */
+#define UNIT_RANGE                                                                                 \
+    " WHERE run_id = $1 AND data_source = $2 AND ($3::text IS NULL OR project_code >= $3) "        \
+    "AND ($4::text IS NULL OR project_code < $4)"
+static const char UNIT_BASE_SQL[] =
+    "SELECT version, project_code, item_code, sum(cents)::text FROM ("
+    " SELECT version, project_code, item_code, (amount * 100)::bigint AS cents "
+    " FROM report_before" UNIT_RANGE " AND project_code <> '#POOL' "
+    " UNION ALL "
+    " SELECT version, project_code, item_code, cents FROM alloc_partial_run_%s" UNIT_RANGE ") s "
+    "GROUP BY 1, 2, 3 ORDER BY 1, 2";
+
+/* Per version: the unit's totals per base item (slot), for the roll-ups. */
+typedef struct unit_totals {
+    char *version;
+    int64_t *cents, *rows;
+} unit_totals;
+
+typedef struct unit_result {
+    size_t vectors, rows;
+    int64_t findings;
+} unit_result;
+
+/* Writes the unit's rows (base, formula), its findings and totals, inside the
+ * open transaction. Returns 0 or -1 with e. */
+static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
+                      const char *const range[2], const fx_entry *fx, fx_scratch *scratch,
+                      unit_result *out, db_error *e) {
     const fx_ruleset *rs = fx->rs;
-    size_t nslots = fx_ruleset_slot_count(rs), nform = fx_ruleset_formula_count(rs),
-           naudit = fx_ruleset_audit_count(rs);
+    size_t nslots = fx_ruleset_slot_count(rs), naudit = fx_ruleset_audit_count(rs);
+    const char *p[] = {run_id, a->data_source, range[0], range[1]};
+    char sql[sizeof UNIT_BASE_SQL + 32];
+    snprintf(sql, sizeof sql, UNIT_BASE_SQL, run_id);
+    PGresult *base = db_query(db, sql, 4, p, PGRES_TUPLES_OK, e);
+    if (!base)
+        return -1;
     fx_value *values = malloc((nslots + 1) * sizeof *values);
-    fx_value *audits = malloc((naudit + 1) * sizeof *audits);
-    uint8_t *failed = malloc((f->nvectors * (naudit + 1)) + 1);
-    int rc = -1;
-    if (!values || !audits || !failed) {
+    fx_value *avals = malloc((naudit + 1) * sizeof *avals);
+    unsigned char *failed = malloc(naudit + 1);
+    report_findings *found = report_findings_new();
+    unit_totals tot[4];
+    size_t ntot = 0;
+    int rc = -1, copying = 0;
+    char table[64], copy[256];
+    if (!values || !avals || !failed || !found) {
         snprintf(e->msg, sizeof e->msg, "out of memory");
         goto done;
     }
-    *nrows = *nfindings = 0;
-    if (nform > 0 && db_copy_in_begin(db,
-                                      "COPY report_after (run_id, version, data_source, "
-                                      "project_code, item_code, amount) FROM STDIN",
-                                      e) != 0)
-        goto done;
-    for (size_t v = 0; v < f->nvectors; v++) {
-        const msg_vector *vec = &f->vectors[v];
-        for (size_t i = 0; i < nslots; i++)
-            values[i] = fx_number(0);
-        for (size_t i = 0; i < vec->nitems; i++) {
-            long slot = fx_ruleset_slot(rs, vec->items[i].item_code);
-            if (slot >= 0 && !fx_ruleset_slot_is_formula(rs, (size_t)slot))
-                values[slot] = fx_from_cents(vec->items[i].cents);
+    snprintf(table, sizeof table, "report_after_run_%s", run_id);
+    snprintf(copy, sizeof copy, REPORT_ROWS_COPY_SQL, table);
+    int n = PQntuples(base);
+    if (n > 0) {
+        if (db_copy_in_begin(db, copy, e) != 0)
+            goto done;
+        copying = 1;
+    }
+    for (int i = 0; i < n;) {
+        report_vector v = {run_id, PQgetvalue(base, i, 0), a->data_source, PQgetvalue(base, i, 1)};
+        unit_totals *t = ntot ? &tot[ntot - 1] : NULL;
+        if (!t || strcmp(t->version, v.version) != 0) {
+            if (ntot == sizeof tot / sizeof tot[0]) {
+                snprintf(e->msg, sizeof e->msg, "more than %zu versions", ntot);
+                goto done;
+            }
+            t = &tot[ntot];
+            t->version = strdup(v.version);
+            t->cents = calloc(nslots + 1, sizeof *t->cents);
+            t->rows = calloc(nslots + 1, sizeof *t->rows);
+            ntot++;
+            if (!t->version || !t->cents || !t->rows) {
+                snprintf(e->msg, sizeof e->msg, "out of memory");
+                goto done;
+            }
         }
-        if (fx_ruleset_eval(rs, values, audits, scratch) != 0) {
-            snprintf(e->msg, sizeof e->msg, "evaluation failed (out of memory)");
-            if (nform > 0)
-                db_copy_in_abort(db, "evaluation failed");
+        for (size_t k = 0; k < nslots; k++)
+            values[k] = fx_number(0);
+        int j = i;
+        for (; j < n && !strcmp(PQgetvalue(base, j, 0), v.version) &&
+               !strcmp(PQgetvalue(base, j, 1), v.project_code);
+             j++) {
+            const char *item = PQgetvalue(base, j, 2);
+            char *end;
+            errno = 0;
+            long long cents = strtoll(PQgetvalue(base, j, 3), &end, 10);
+            long slot = fx_ruleset_slot(rs, item);
+            if (errno || *end != '\0' || cents > MSG_MAX_CENTS || cents < -MSG_MAX_CENTS) {
+                snprintf(e->msg, sizeof e->msg, "%s/%s/%s item %s: %s is beyond numeric(18,2)",
+                         v.version, v.data_source, v.project_code, item, PQgetvalue(base, j, 3));
+                goto done;
+            }
+            if (slot < 0 || fx_ruleset_slot_is_formula(rs, (size_t)slot)) {
+                snprintf(e->msg, sizeof e->msg, "%s/%s/%s: item %s is not a base item of %s",
+                         v.version, v.data_source, v.project_code, item, a->fx_key);
+                goto done;
+            }
+            values[slot] = fx_from_cents(cents);
+            if (__builtin_add_overflow(t->cents[slot], (int64_t)cents, &t->cents[slot])) {
+                snprintf(e->msg, sizeof e->msg, "the total of item %s overflows", item);
+                goto done;
+            }
+            t->rows[slot]++;
+            if (report_rows_base(db, &v, item, cents, e) != 0)
+                goto done;
+            out->rows++;
+        }
+        int nf = report_rows_formulas(db, &v, rs, values, avals, scratch, failed, e);
+        if (nf < 0)
+            goto done;
+        out->rows += (size_t)nf;
+        if (report_findings_add(found, &v, failed, naudit) != 0) {
+            snprintf(e->msg, sizeof e->msg, "out of memory");
             goto done;
         }
-        for (size_t i = 0; i < nform; i++) {
-            size_t slot = fx_ruleset_order(rs, i);
-            int64_t cents;
-            db_copy_field_text(db, run_id);
-            db_copy_field_text(db, vec->version);
-            db_copy_field_text(db, vec->data_source);
-            db_copy_field_text(db, vec->project_code);
-            db_copy_field_text(db, fx_ruleset_slot_code(rs, slot));
-            /* NULL stays NULL; a value beyond numeric(18,2) is stored as NULL too */
-            if (fx_store_cents(values[slot], &cents) == FX_STORE_OK)
-                db_copy_field_cents(db, cents);
-            else
-                db_copy_field_null(db);
-            if (db_copy_row_end(db, e) != 0) {
-                db_copy_in_abort(db, "row failed");
-                goto done;
-            }
-            (*nrows)++;
-        }
-        for (size_t a = 0; a < naudit; a++)
-            failed[v * naudit + a] = !fx_value_true(audits[a]);
+        out->vectors++;
+        i = j;
     }
-    if (nform > 0 && db_copy_in_end(db, e) < 0)
+    if (copying) {
+        copying = 0;
+        if (db_copy_in_end(db, e) < 0)
+            goto done;
+    }
+    out->findings = report_findings_copy(db, run_id, found, rs, fx->audits, e);
+    if (out->findings < 0)
         goto done;
-
-    int open = 0;
-    for (size_t v = 0; v < f->nvectors; v++) {
-        for (size_t a = 0; a < naudit; a++) {
-            if (!failed[v * naudit + a])
-                continue;
-            if (!open) {
-                if (db_copy_in_begin(
-                        db,
-                        "COPY audit_finding (run_id, version, data_source, project_code, "
-                        "rule_code, severity, message) FROM STDIN",
-                        e) != 0)
+    if (ntot > 0) {
+        char unit[32];
+        snprintf(unit, sizeof unit, "%" PRId64, a->unit_id);
+        if (db_copy_in_begin(db,
+                             "COPY run_unit_total (run_id, unit_id, version, data_source, "
+                             "item_code, cents, rows) FROM STDIN",
+                             e) != 0)
+            goto done;
+        for (size_t k = 0; k < ntot; k++)
+            for (size_t slot = 0; slot < nslots; slot++) {
+                if (tot[k].rows[slot] == 0)
+                    continue;
+                db_copy_field_text(db, run_id);
+                db_copy_field_text(db, unit);
+                db_copy_field_text(db, tot[k].version);
+                db_copy_field_text(db, a->data_source);
+                db_copy_field_text(db, fx_ruleset_slot_code(rs, slot));
+                db_copy_field_int64(db, tot[k].cents[slot]);
+                db_copy_field_int64(db, tot[k].rows[slot]);
+                if (db_copy_row_end(db, e) != 0) {
+                    db_copy_in_abort(db, "row failed");
                     goto done;
-                open = 1;
+                }
             }
-            json_t *rule = json_array_get(fx->audits, a);
-            db_copy_field_text(db, run_id);
-            db_copy_field_text(db, f->vectors[v].version);
-            db_copy_field_text(db, f->vectors[v].data_source);
-            db_copy_field_text(db, f->vectors[v].project_code);
-            db_copy_field_text(db, fx_ruleset_audit_code(fx->rs, a));
-            db_copy_field_text(db, json_string_value(json_array_get(rule, 1)));
-            db_copy_field_text(db, json_string_value(json_array_get(rule, 2)));
-            if (db_copy_row_end(db, e) != 0) {
-                db_copy_in_abort(db, "row failed");
-                goto done;
-            }
-            (*nfindings)++;
-        }
+        if (db_copy_in_end(db, e) < 0)
+            goto done;
     }
-    if (open && db_copy_in_end(db, e) < 0)
-        goto done;
     rc = 0;
 done:
+    if (copying)
+        db_copy_in_abort(db, "unit failed");
+    for (size_t k = 0; k < ntot; k++) {
+        free(tot[k].version);
+        free(tot[k].cents);
+        free(tot[k].rows);
+    }
+    report_findings_free(found);
     free(values);
-    free(audits);
+    free(avals);
     free(failed);
+    PQclear(base);
     return rc;
 }
 
 typedef enum { F_OK = 0, F_DUPLICATE, F_DROPPED, F_RETRY, F_FAILED } f_result;
 
-static f_result write_batch(const consumer_env *env, db_conn *db, const msg_formula *f,
-                            const fx_entry *fx, fx_scratch *scratch, size_t *nrows,
-                            size_t *nfindings, char *err, size_t errlen) {
+/* The unit's transaction: run check, marker, rows. */
+static f_result write_batch(const consumer_env *env, db_conn *db, const msg_assemble *a,
+                            const fx_entry *fx, fx_scratch *scratch, unit_result *out, char *err,
+                            size_t errlen) {
     db_error e;
-    char id[32], nv[32];
-    snprintf(id, sizeof id, "%" PRId64, f->run_id);
-    snprintf(nv, sizeof nv, "%zu", f->nvectors);
+    char id[32], unit[32];
+    snprintf(id, sizeof id, "%" PRId64, a->run_id);
+    snprintf(unit, sizeof unit, "%" PRId64, a->unit_id);
     if (db_begin(db, NULL, &e) != 0)
         goto db_failed;
     const char *p[] = {id};
@@ -252,26 +330,52 @@ static f_result write_batch(const consumer_env *env, db_conn *db, const msg_form
         goto db_failed;
     int running = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "running");
     if (!running)
-        snprintf(err, errlen, "run %s is %s: formula batch dropped", id,
-                 PQntuples(r) ? PQgetvalue(r, 0, 0) : "unknown");
+        snprintf(err, errlen, "run %s is %s: formula batch %s dropped", id,
+                 PQntuples(r) ? PQgetvalue(r, 0, 0) : "unknown", a->batch_id);
     PQclear(r);
     if (!running) {
         db_rollback(db, NULL);
         return F_DROPPED;
     }
-    const char *mp[] = {id, f->batch_id, env->name, nv};
+    const char *up[] = {id, unit, a->data_source};
+    r = db_query(db,
+                 "SELECT project_lo, project_hi FROM run_unit "
+                 "WHERE run_id = $1 AND unit_id = $2 AND data_source = $3",
+                 3, up, PGRES_TUPLES_OK, &e);
+    if (!r)
+        goto db_failed;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        db_rollback(db, NULL);
+        snprintf(err, errlen, "run %s has no unit %s of data source %s", id, unit, a->data_source);
+        return F_FAILED;
+    }
+    char lo[512], hi[512];
+    snprintf(lo, sizeof lo, "%s", PQgetvalue(r, 0, 0));
+    snprintf(hi, sizeof hi, "%s", PQgetvalue(r, 0, 1));
+    const char *range[2] = {PQgetisnull(r, 0, 0) ? NULL : lo, PQgetisnull(r, 0, 1) ? NULL : hi};
+    PQclear(r);
+    const char *mp[] = {id, a->batch_id, env->name};
     int64_t added =
         db_exec_params(db,
                        "INSERT INTO batch_marker (run_id, stage, batch_id, consumer, rows) "
-                       "VALUES ($1, 'formula', $2, $3, $4) ON CONFLICT DO NOTHING",
-                       4, mp, &e);
+                       "VALUES ($1, 'formula', $2, $3, 0) ON CONFLICT DO NOTHING",
+                       3, mp, &e);
     if (added < 0)
         goto db_failed;
     if (added == 0) {
         db_rollback(db, NULL);
         return F_DUPLICATE;
     }
-    if (write_results(db, id, f, fx, scratch, nrows, nfindings, &e) != 0)
+    if (write_unit(db, id, a, range, fx, scratch, out, &e) != 0)
+        goto db_failed;
+    char nv[32];
+    snprintf(nv, sizeof nv, "%zu", out->vectors);
+    const char *rp[] = {id, a->batch_id, nv};
+    if (db_exec_params(db,
+                       "UPDATE batch_marker SET rows = $3 "
+                       "WHERE run_id = $1 AND stage = 'formula' AND batch_id = $2",
+                       3, rp, &e) < 0)
         goto db_failed;
     if (db_commit(db, &e) != 0)
         goto db_failed;
@@ -287,21 +391,26 @@ void formula_job(const consumer_env *env, job *j) {
     msg_any m;
     char err[512] = "";
     if (msg_decode(j->delivery.body, j->delivery.len, &m, err, sizeof err) != 0 ||
-        m.type != MSG_FORMULA) {
+        m.type != MSG_ASSEMBLE) {
         j->outcome = JOB_DEAD;
         if (err[0])
             snprintf(j->reason, sizeof j->reason, "malformed formula message: %s", err);
+        else if (m.type == MSG_FORMULA)
+            snprintf(j->reason, sizeof j->reason,
+                     "a formula message of vectors (from an older producer) on %s: this consumer "
+                     "assembles units; resume the run with this build's producer",
+                     j->delivery.queue);
         else
-            snprintf(j->reason, sizeof j->reason, "expected a formula message on %s, got %s",
+            snprintf(j->reason, sizeof j->reason, "expected an assemble message on %s, got %s",
                      j->delivery.queue, msg_type_name(m.type));
         log_error("%s", j->reason);
         msg_any_free(&m);
         return;
     }
-    const msg_formula *f = &m.formula;
-    j->run_id = f->run_id;
-    log_set_run(f->run_id);
-    log_set_batch(f->batch_id);
+    const msg_assemble *a = &m.assemble;
+    j->run_id = a->run_id;
+    log_set_run(a->run_id);
+    log_set_batch(a->batch_id);
     fx_scratch *scratch = fx_scratch_new();
     fx_entry *fx = NULL;
     backoff bo = BACKOFF_INIT;
@@ -310,20 +419,21 @@ void formula_job(const consumer_env *env, job *j) {
         worker_conns *c = worker_connect(env, err, sizeof err);
         if (c && !fx) {
             int missing;
-            fx = fx_get(c->cache, f->fx_key, &missing, err, sizeof err);
+            fx = fx_get(c->cache, a->fx_key, &missing, err, sizeof err);
             if (!fx && missing && time(NULL) - waiting_since >= FX_MISSING_WAIT_S) {
                 /* the producer puts it back while it waits (it may be down:
                  * `resume` republishes unmarked batches); try again later */
                 j->outcome = JOB_REQUEUE;
                 snprintf(j->reason, sizeof j->reason, "%s", err);
-                log_warn("formula batch %s: %s; requeued", f->batch_id, err);
+                log_warn("formula batch %s: %s; requeued", a->batch_id, err);
                 break;
             }
         }
         if (c && fx) {
-            size_t nrows = 0, nfindings = 0;
-            f_result w =
-                write_batch(env, c->db, f, fx, scratch, &nrows, &nfindings, err, sizeof err);
+            unit_result res = {0, 0, 0};
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            f_result w = write_batch(env, c->db, a, fx, scratch, &res, err, sizeof err);
             if (w == F_DROPPED) {
                 log_info("%s", err);
                 j->outcome = JOB_ACK;
@@ -331,24 +441,28 @@ void formula_job(const consumer_env *env, job *j) {
             }
             if (w == F_FAILED) {
                 j->outcome = JOB_REQUEUE;
-                snprintf(j->reason, sizeof j->reason, "write formula batch %s: %s", f->batch_id,
+                snprintf(j->reason, sizeof j->reason, "write formula batch %s: %s", a->batch_id,
                          err);
                 log_error("%s", j->reason);
                 break;
             }
             if (w == F_OK || w == F_DUPLICATE) {
                 counter_result cr;
-                if (counter_bump(c->cache, f->run_id, "formula", f->batch_id, f->expected, &cr, err,
+                if (counter_bump(c->cache, a->run_id, "formula", a->batch_id, a->expected, &cr, err,
                                  sizeof err) == 0) {
                     j->notify = cr.completer;
                     j->batch_count = cr.count;
                     j->outcome = JOB_ACK;
+                    clock_gettime(CLOCK_MONOTONIC, &t1);
                     if (w == F_OK)
-                        log_info("formula batch %s: %zu vectors, %zu formula rows, %zu findings",
-                                 f->batch_id, f->nvectors, nrows, nfindings);
+                        log_info("formula batch %s (%s): %zu vectors, %zu rows, %" PRId64
+                                 " findings in %.2fs",
+                                 a->batch_id, a->data_source, res.vectors, res.rows, res.findings,
+                                 (double)(t1.tv_sec - t0.tv_sec) +
+                                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
                     else
                         log_info("formula batch %s was done before: not written again",
-                                 f->batch_id);
+                                 a->batch_id);
                     break;
                 }
             }
@@ -358,7 +472,7 @@ void formula_job(const consumer_env *env, job *j) {
             snprintf(j->reason, sizeof j->reason, "shutting down: %s", err);
             break;
         }
-        log_warn("formula batch %s: %s; retrying", f->batch_id, err);
+        log_warn("formula batch %s: %s; retrying", a->batch_id, err);
         backoff_sleep(&bo);
     }
     if (fx)

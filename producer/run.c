@@ -164,10 +164,7 @@ static int drive(run_state *st) {
             return rc;
     }
     if (allocating) {
-        int has_rules = run_has_rules(st);
-        if (has_rules < 0)
-            return ALLOC_EXIT_RUNTIME;
-        rc = run_aggregate(st, has_rules);
+        rc = run_plan_units(st);
         if (rc != ALLOC_EXIT_OK)
             return rc;
     }
@@ -395,11 +392,20 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
             "DELETE FROM alloc_partial WHERE run_id = $1",
             "DELETE FROM alloc_unallocated WHERE run_id = $1",
             "DELETE FROM run_pending WHERE run_id = $1",
+            "DELETE FROM run_unit_total WHERE run_id = $1",
             "INSERT INTO run_log (run_id, event) VALUES ($1, 'aborted')",
         };
         for (size_t i = 0; i < sizeof CLEANUP / sizeof CLEANUP[0]; i++)
             if (db_exec_params(db, CLEANUP[i], 1, p, &e) < 0)
                 log_warn("abort cleanup: %s", e.msg);
+        /* its partials, and the rows its formula stage wrote (never attached) */
+        char drop[160];
+        snprintf(drop, sizeof drop,
+                 "DROP TABLE IF EXISTS report_after_run_%s; DROP TABLE IF EXISTS "
+                 "alloc_partial_run_%s",
+                 id, id);
+        if (db_exec(db, drop, &e) != 0)
+            log_warn("abort cleanup: %s", e.msg);
         printf("run %s aborted\n", id);
     }
     db_close(db);

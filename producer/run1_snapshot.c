@@ -144,20 +144,6 @@ static const sql_step SNAPSHOT_STEPS[] = {
      "SELECT $1::bigint, entry_id, data_source, company_code, item_code, category, "
      "       (amount * 100)::bigint "
      "FROM snap WHERE project_code IS NULL"},
-    {"report_before",
-     /* direct rows at their project (in its data source), pending ones at #POOL */
-     "INSERT INTO report_before (run_id, version, data_source, project_code, item_code, amount) "
-     "SELECT $1::bigint, v.version, p.data_source, b.project_code, b.item_code, sum(b.amount) "
-     "FROM snap b JOIN project p ON p.project_code = b.project_code "
-     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
-     "(v.include_categories) "
-     "GROUP BY 2, 3, 4, 5 "
-     "UNION ALL "
-     "SELECT $1::bigint, v.version, b.data_source, '#POOL', b.item_code, sum(b.amount) "
-     "FROM snap b "
-     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
-     "(v.include_categories) "
-     "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5"},
     {"version totals",
      /* per version: what conservation must find again at the end */
      "INSERT INTO run_version_total (run_id, version, rows, amount) "
@@ -183,6 +169,51 @@ static const sql_step SNAPSHOT_STEPS[] = {
      "SELECT $1::bigint, i.item_code, i.name, i.kind, i.formula, i.sort_order "
      "FROM report_item i JOIN alloc_run r ON r.run_id = $1 AND i.ruleset = r.ruleset"},
 };
+
+/* report_before of the run: direct rows at their project (in its data
+ * source), pending ones at #POOL (DESIGN.md 5.4), written into a table of the
+ * run's own (%s), indexed in one pass and attached as the run's partition;
+ * and the run's empty table of allocated partials, which its consumers fill.
+ * Returns 0 or -1 with e. */
+static const char REPORT_BEFORE_SQL[] =
+    "INSERT INTO %s (run_id, version, data_source, project_code, item_code, amount) "
+    "SELECT $1::bigint, v.version, p.data_source, b.project_code, b.item_code, sum(b.amount) "
+    "FROM snap b JOIN project p ON p.project_code = b.project_code "
+    "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
+    "(v.include_categories) "
+    "GROUP BY 2, 3, 4, 5 "
+    "UNION ALL "
+    "SELECT $1::bigint, v.version, b.data_source, '#POOL', b.item_code, sum(b.amount) "
+    "FROM snap b "
+    "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
+    "(v.include_categories) "
+    "WHERE b.project_code IS NULL GROUP BY 2, 3, 4, 5";
+
+static int snapshot_run_tables(db_conn *db, const char *id, db_error *e) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char table[64], sql[1024];
+    const char *p[] = {id};
+    snprintf(table, sizeof table, "report_before_run_%s", id);
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (LIKE report_before INCLUDING DEFAULTS)", table);
+    if (db_exec(db, sql, e) != 0)
+        return -1;
+    snprintf(sql, sizeof sql, REPORT_BEFORE_SQL, table);
+    if (db_exec_params(db, sql, 1, p, e) < 0)
+        return -1;
+    log_info("snapshot: report_before in %.1fs", run_elapsed(&t0));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    snprintf(sql, sizeof sql,
+             "CREATE INDEX ON %s (run_id, data_source, project_code); "
+             "ALTER TABLE %s ADD CHECK (run_id = %s); "
+             "ALTER TABLE report_before ATTACH PARTITION %s FOR VALUES IN (%s); "
+             "CREATE TABLE alloc_partial_run_%s (LIKE alloc_partial)",
+             table, table, id, table, id, id);
+    if (db_exec(db, sql, e) != 0)
+        return -1;
+    log_info("snapshot: report_before index and partition in %.1fs", run_elapsed(&t0));
+    return 0;
+}
 
 /* Buckets: each data source's pending rows in (item, entry) order, cut every
  * $4 rows; each bucket is split into batches of $5 rows. */
@@ -309,7 +340,8 @@ int run_snapshot(run_state *st, const run_opts *o) {
     char id[32];
     run_i64s(st->run_id, id, sizeof id);
     if (run_steps(st->db, "snapshot", SNAPSHOT_STEPS,
-                  sizeof SNAPSHOT_STEPS / sizeof SNAPSHOT_STEPS[0], id, &e) != 0)
+                  sizeof SNAPSHOT_STEPS / sizeof SNAPSHOT_STEPS[0], id, &e) != 0 ||
+        snapshot_run_tables(st->db, id, &e) != 0)
         SNAP_FAIL("snapshot");
 
     char bucket_rows[32], batch_size[32];

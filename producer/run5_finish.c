@@ -1,5 +1,8 @@
-/* The last stage of a run (DESIGN.md 5.6): the transaction that makes it
- * succeeded and replaces the period's earlier unpublished results, then the
+/* The last stage of a run (DESIGN.md 5.4-5.6): one transaction writes the
+ * roll-ups (#TOTAL of each data source, #ALL / #TOTAL) from the units' totals
+ * with their formulas and audit findings, checks conservation, keys the run's
+ * report_after table and attaches it as the run's partition, makes the run
+ * succeeded and replaces the period's earlier unpublished results; then the
  * notice to the finance team. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -7,9 +10,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "check.h"
 #include "cli.h"
 #include "log.h"
+#include "report_rows.h"
 #include "run_stages.h"
 #include "run_state.h"
 
@@ -27,10 +33,149 @@ static const char *const REPLACE_EARLIER_SQL =
     " d5 AS (DELETE FROM alloc_partial WHERE run_id IN (SELECT run_id FROM old)), "
     " d6 AS (DELETE FROM run_pending WHERE run_id IN (SELECT run_id FROM old)), "
     " d7 AS (DELETE FROM alloc_unallocated WHERE run_id IN (SELECT run_id FROM old)), "
+    " d8 AS (DELETE FROM run_unit_total WHERE run_id IN (SELECT run_id FROM old)), "
     " rep AS (UPDATE alloc_run r SET replaced_by = $1::bigint FROM old "
     "         WHERE r.run_id = old.run_id AND r.status = 'succeeded' AND r.replaced_by IS NULL "
     "         RETURNING r.run_id) "
     "SELECT coalesce(jsonb_agg(run_id ORDER BY run_id), '[]')::text FROM rep";
+
+/* Writes the roll-up vectors of the totals in res (version, data_source,
+ * item_code, cents, rows), grouped by (version, data source) in that order, with
+ * project #TOTAL; all_rows: res has no data_source column and the vectors are
+ * (version, '#ALL', '#TOTAL'). Returns 0, or -1 with e. */
+static int write_rollups(db_conn *db, const char *id, const PGresult *res, int all_rows,
+                         const run_formulas *f, report_findings *found, db_error *e) {
+    const fx_ruleset *rs = f->rs;
+    size_t nslots = fx_ruleset_slot_count(rs), naudit = fx_ruleset_audit_count(rs);
+    fx_value *values = malloc((nslots + 1) * sizeof *values);
+    fx_value *avals = malloc((naudit + 1) * sizeof *avals);
+    unsigned char *failed = malloc(naudit + 1);
+    fx_scratch *scratch = fx_scratch_new();
+    ALLOC_ASSERT(values && avals && failed && scratch);
+    int c_ds = all_rows ? -1 : 1, c_item = all_rows ? 1 : 2, c_cents = c_item + 1;
+    int n = PQntuples(res), rc = 0;
+    for (int i = 0; i < n && rc == 0;) {
+        report_vector v = {id, PQgetvalue(res, i, 0), all_rows ? "#ALL" : PQgetvalue(res, i, c_ds),
+                           "#TOTAL"};
+        for (size_t k = 0; k < nslots; k++)
+            values[k] = fx_number(0);
+        int j = i;
+        for (; j < n && !strcmp(PQgetvalue(res, j, 0), v.version) &&
+               (all_rows || !strcmp(PQgetvalue(res, j, c_ds), v.data_source));
+             j++) {
+            const char *item = PQgetvalue(res, j, c_item);
+            char *end;
+            long long cents = strtoll(PQgetvalue(res, j, c_cents), &end, 10);
+            if (*end != '\0') {
+                snprintf(e->msg, sizeof e->msg, "the total of %s/%s item %s is out of range: %s",
+                         v.version, v.data_source, item, PQgetvalue(res, j, c_cents));
+                rc = -1;
+                break;
+            }
+            long slot = fx_ruleset_slot(rs, item);
+            if (slot >= 0 && !fx_ruleset_slot_is_formula(rs, (size_t)slot))
+                values[slot] = fx_from_cents(cents);
+            if (report_rows_base(db, &v, item, cents, e) != 0) {
+                rc = -1;
+                break;
+            }
+        }
+        if (rc == 0 && (report_rows_formulas(db, &v, rs, values, avals, scratch, failed, e) < 0 ||
+                        report_findings_add(found, &v, failed, naudit) != 0))
+            rc = -1;
+        i = j;
+    }
+    free(values);
+    free(avals);
+    free(failed);
+    fx_scratch_free(scratch);
+    return rc;
+}
+
+/* The roll-ups of the run and the conservation check, inside run_finish's
+ * transaction. Returns 0, 1 when conservation fails (why in msg), or -1 with
+ * e. */
+static int assemble_rollups(run_state *st, const char *id, char *msg, size_t msglen, db_error *e) {
+    const char *p[] = {id};
+    PGresult *r =
+        db_query(st->db,
+                 "SELECT t.version, t.amount, coalesce(u.amount, 0) FROM run_version_total t "
+                 "LEFT JOIN (SELECT version, sum(cents) / 100.0 AS amount FROM run_unit_total "
+                 "           WHERE run_id = $1 GROUP BY version) u ON u.version = t.version "
+                 "WHERE t.run_id = $1 AND t.amount <> coalesce(u.amount, 0) "
+                 "ORDER BY t.version COLLATE \"C\"",
+                 1, p, PGRES_TUPLES_OK, e);
+    if (!r)
+        return -1;
+    if (PQntuples(r) > 0) {
+        snprintf(msg, msglen,
+                 "conservation failed for version %s: ledger total %s, report total %s",
+                 PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+        PQclear(r);
+        return 1;
+    }
+    PQclear(r);
+
+    run_formulas f;
+    if (run_load_formulas(st, &f) != ALLOC_EXIT_OK) {
+        snprintf(e->msg, sizeof e->msg, "the run's compiled formulas cannot be read");
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *audits = json_loads(f.audits, 0, &jerr);
+    report_findings *found = report_findings_new();
+    ALLOC_ASSERT(audits && found);
+    PGresult *by_source = NULL, *all = NULL;
+    char table[64], copy[256];
+    snprintf(table, sizeof table, "report_after_run_%s", id);
+    snprintf(copy, sizeof copy, REPORT_ROWS_COPY_SQL, table);
+    int rc = -1;
+    if (!(by_source = db_query(st->db,
+                               "SELECT version, data_source, item_code, sum(cents)::text "
+                               "FROM run_unit_total WHERE run_id = $1 "
+                               "GROUP BY 1, 2, 3 ORDER BY 1, 2",
+                               1, p, PGRES_TUPLES_OK, e)) ||
+        !(all = db_query(st->db,
+                         "SELECT version, item_code, sum(cents)::text FROM run_unit_total "
+                         "WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1",
+                         1, p, PGRES_TUPLES_OK, e)))
+        goto done;
+    if (db_copy_in_begin(st->db, copy, e) != 0)
+        goto done;
+    if (write_rollups(st->db, id, by_source, 0, &f, found, e) != 0 ||
+        write_rollups(st->db, id, all, 1, &f, found, e) != 0) {
+        db_copy_in_abort(st->db, "roll-ups failed");
+        goto done;
+    }
+    if (db_copy_in_end(st->db, e) < 0 ||
+        report_findings_copy(st->db, id, found, f.rs, audits, e) < 0)
+        goto done;
+    rc = 0;
+done:
+    PQclear(by_source);
+    PQclear(all);
+    report_findings_free(found);
+    json_decref(audits);
+    run_formulas_free(&f);
+    return rc;
+}
+
+/* Keys the run's table in one sorted pass (much cheaper than maintaining the
+ * key row by row) and attaches it as the run's partition of report_after.
+ * Returns 0 or -1 with e. */
+static int attach_report(run_state *st, const char *id, db_error *e) {
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "ALTER TABLE report_after_run_%s ADD PRIMARY KEY (run_id, version, data_source, "
+             "project_code, item_code), ADD CHECK (run_id = %s)",
+             id, id);
+    if (db_exec(st->db, sql, e) != 0)
+        return -1;
+    snprintf(sql, sizeof sql,
+             "ALTER TABLE report_after ATTACH PARTITION report_after_run_%s FOR VALUES IN (%s)", id,
+             id);
+    return db_exec(st->db, sql, e);
+}
 
 /* The run's last transaction (DESIGN.md 5.6): the run becomes `succeeded`,
  * and in the same transaction the results of the period's earlier unpublished
@@ -55,6 +200,42 @@ int run_finish(run_state *st) {
         return run_fail_db("finish run: lock the period", &e);
     }
     PQclear(r);
+    r = db_query(st->db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR UPDATE", 1, p,
+                 PGRES_TUPLES_OK, &e);
+    if (!r) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("finish run", &e);
+    }
+    int running = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "running");
+    PQclear(r);
+    if (!running) {
+        db_rollback(st->db, NULL);
+        cli_error("run %s is no longer running", id);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    char msg[512];
+    int bad = assemble_rollups(st, id, msg, sizeof msg, &e);
+    if (bad != 0) {
+        db_rollback(st->db, NULL);
+        if (bad < 0)
+            return run_fail_db("finish run: roll-ups", &e);
+        cli_error("run %s failed: %s", id, msg);
+        run_mark_failed(st, cli_first_error());
+        return ALLOC_EXIT_RUNTIME;
+    }
+    log_info("finish: roll-ups in %.1fs", run_elapsed(&t0));
+    if (attach_report(st, id, &e) != 0) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("finish run: key and attach the report rows", &e);
+    }
+    log_info("finish: report key and partition in %.1fs", run_elapsed(&t0));
+    char drop[96];
+    snprintf(drop, sizeof drop, "DROP TABLE IF EXISTS alloc_partial_run_%s", id);
+    if (db_exec(st->db, drop, &e) != 0 ||
+        db_exec_params(st->db, "DELETE FROM run_unit_total WHERE run_id = $1", 1, p, &e) < 0) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("finish run", &e);
+    }
     int64_t n = db_exec_params(st->db,
                                "UPDATE alloc_run SET status = 'succeeded', stage = 'done', "
                                "finished_at = now() WHERE run_id = $1 AND status = 'running'",
@@ -73,6 +254,31 @@ int run_finish(run_state *st) {
     }
     char replaced[256];
     snprintf(replaced, sizeof replaced, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    /* the tables of earlier runs of the period that failed or were aborted:
+     * their partials, and their report rows (never attached); nothing reads
+     * them */
+    r = db_query(st->db,
+                 "SELECT c.relname FROM alloc_run o "
+                 "JOIN pg_class c ON c.relname IN ('report_after_run_' || o.run_id, "
+                 "                                 'alloc_partial_run_' || o.run_id) "
+                 "AND c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' "
+                 "WHERE o.period_code = $2 AND o.run_id <> $1::bigint "
+                 "AND o.status IN ('failed', 'aborted') AND NOT c.relispartition",
+                 2, pp, PGRES_TUPLES_OK, &e);
+    if (!r) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("finish run: earlier runs' tables", &e);
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        char drop[160];
+        snprintf(drop, sizeof drop, "DROP TABLE \"%s\"", PQgetvalue(r, i, 0));
+        if (db_exec(st->db, drop, &e) != 0) {
+            PQclear(r);
+            db_rollback(st->db, NULL);
+            return run_fail_db("finish run: drop an earlier run's table", &e);
+        }
+    }
     PQclear(r);
     const char *lp[] = {id, replaced};
     if (db_exec_params(

@@ -14,18 +14,18 @@ int run_snapshot(run_state *st, const run_opts *o);
 int run_cache_public(run_state *st);
 int run_publish_buckets(run_state *st, int *published);
 
-/* 3. Aggregation into report_after with roll-ups and the conservation check;
- * moves the run to its formula stage (run3_aggregate.c). */
-int run_aggregate(run_state *st, int has_rules);
+/* 3. The end of the allocation stage: 'unallocated' findings, the run's own
+ * report_after table and the units of the formula stage (run3_units.c). */
+int run_plan_units(run_state *st);
 
-/* 4. The formula stage: formula batches published and waited for
- * (run4_formula.c). run_has_rules: 1 when the run's compiled ruleset has
- * formulas or audit rules, 0 when not, -1 on error. */
-int run_has_rules(run_state *st);
+/* 4. The formula stage: the compiled ruleset cached in Redis, one message per
+ * unit, waited for; each unit's consumer writes its projects' base rows,
+ * formula rows and audit findings, and its per-item totals (run4_formula.c). */
 int run_formula_stage(run_state *st);
 
-/* 5. The last transaction (succeeded; earlier unpublished results replaced)
- * and the event on alloc.events (run5_finish.c). */
+/* 5. The last transaction: roll-ups from the units' totals, conservation, the
+ * report's key and partition, succeeded, earlier unpublished results replaced;
+ * then the event on alloc.events (run5_finish.c). */
 int run_finish(run_state *st);
 void run_announce(run_state *st);
 

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "cli.h"
+#include "fx.h"
 #include "log.h"
 
 volatile sig_atomic_t run_interrupted;
@@ -100,4 +101,48 @@ int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, c
         log_info("%s: %s in %.1fs", phase, steps[i].label, run_elapsed(&t0));
     }
     return 0;
+}
+
+void run_formulas_free(run_formulas *f) {
+    fx_ruleset_free(f->rs);
+    free(f->bytes);
+    free(f->audits);
+    memset(f, 0, sizeof *f);
+}
+
+int run_load_formulas(run_state *st, run_formulas *f) {
+    memset(f, 0, sizeof *f);
+    char id[32];
+    run_i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id};
+    db_error e;
+    PGresult *r = db_query(st->db,
+                           "SELECT formulas, audits FROM run_public "
+                           "WHERE run_id = $1 AND formulas IS NOT NULL",
+                           1, p, PGRES_TUPLES_OK, &e);
+    if (!r)
+        return run_fail_db("read the run's formulas", &e);
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        cli_error("run %s has no compiled formulas", id);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    /* the bytea arrives in its text form ('\x' hex): libpq turns it back into bytes */
+    size_t len = 0;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 0), &len);
+    f->bytes = malloc(len + 1);
+    f->audits = strdup(PQgetvalue(r, 0, 1));
+    ALLOC_ASSERT(raw && f->bytes && f->audits);
+    memcpy(f->bytes, raw, len);
+    f->len = len;
+    PQfreemem(raw);
+    PQclear(r);
+    char err[256];
+    f->rs = fx_ruleset_deserialize(f->bytes, f->len, err, sizeof err);
+    if (!f->rs) {
+        cli_error("the compiled formulas of run %s are damaged: %s", id, err);
+        run_formulas_free(f);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    return ALLOC_EXIT_OK;
 }

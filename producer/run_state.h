@@ -15,13 +15,16 @@
 #include "cache.h"
 #include "config.h"
 #include "db.h"
+#include "fx.h"
 #include "mq.h"
 
 #define DEFAULT_BATCH_SIZE 2000
 #define DEFAULT_BUCKET_ROWS 20000
 #define PUBLIC_TTL_S (7 * 24 * 3600)
 #define POLL_MS 1000
-#define FORMULA_VECTORS_PER_BATCH 50
+/* Projects per unit of the formula stage: a big data source is cut into
+ * several units, so it is spread over the consumers too. */
+#define RUN_UNIT_PROJECTS_TEXT "150"
 
 typedef struct run_opts {
     const char *period;
@@ -77,6 +80,21 @@ int run_reset_db(db_conn *db, int max_wait_ms, db_error *e);
  * and writes its run_log row; reconnects first when the connection is gone.
  * Changes no other run. */
 void run_mark_failed(run_state *st, const char *error);
+
+/* The compiled ruleset of a run, as its snapshot stored it (run_public):
+ * the fx ruleset, its serialized bytes and the audit rules' JSON
+ * ([[rule_code, severity, message], ...] in fx audit order). */
+typedef struct run_formulas {
+    fx_ruleset *rs;
+    unsigned char *bytes;
+    size_t len;
+    char *audits;
+} run_formulas;
+
+/* Loads the run's compiled ruleset into *f (free with run_formulas_free).
+ * Returns an exit code after printing why. */
+int run_load_formulas(run_state *st, run_formulas *f);
+void run_formulas_free(run_formulas *f);
 
 /* Runs steps with $1 = run id, logging each one's time. 0 or -1 with e. */
 int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,

@@ -65,6 +65,8 @@ static void message_id(const mq_delivery *d, char *buf, size_t len) {
         snprintf(buf, len, "%s", m.batch.batch_id);
     else if (m.type == MSG_FORMULA)
         snprintf(buf, len, "%s", m.formula.batch_id);
+    else if (m.type == MSG_ASSEMBLE)
+        snprintf(buf, len, "%s", m.assemble.batch_id);
     msg_any_free(&m);
 }
 

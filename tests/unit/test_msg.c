@@ -290,6 +290,39 @@ static void test_formula_round_trip(void) {
     free(s);
 }
 
+static void test_assemble_round_trip(void) {
+    msg_assemble a = {12, "2026-10", "std", "s9", "u3", "alloc:fx:std:s9:00ff", 38, "SHA", 3};
+    size_t len;
+    char err[256];
+    char *s = msg_encode_assemble(&a, &len, err, sizeof err);
+    CHECK(s != NULL, "encode failed: %s", err);
+    if (!s)
+        return;
+    msg_any m;
+    int rc = msg_decode(s, len, &m, err, sizeof err);
+    CHECK(rc == 0, "decode failed: %s", err);
+    if (rc == 0) {
+        CHECK_EQ_LL(m.type, MSG_ASSEMBLE);
+        CHECK_EQ_LL(m.assemble.run_id, 12);
+        CHECK_STR(m.assemble.batch_id, "u3");
+        CHECK_STR(m.assemble.fx_key, "alloc:fx:std:s9:00ff");
+        CHECK_EQ_LL(m.assemble.expected, 38);
+        CHECK_STR(m.assemble.data_source, "SHA");
+        CHECK_EQ_LL(m.assemble.unit_id, 3);
+        CHECK_STR(msg_type_name(m.type), "assemble");
+    }
+    msg_any_free(&m);
+    free(s);
+    /* a unit needs its data source */
+    const char *bad = "{\"v\":1,\"type\":\"assemble\",\"run_id\":1,\"period\":\"2026-10\","
+                      "\"ruleset\":\"r\",\"stamp\":\"s\",\"batch_id\":\"u0\",\"fx_key\":\"k\","
+                      "\"expected\":1,\"unit_id\":0}";
+    rc = msg_decode(bad, strlen(bad), &m, err, sizeof err);
+    CHECK(rc != 0, "an assemble message without data_source was accepted");
+    CHECK(strstr(err, "data_source") != NULL, "the reason does not name data_source: %s", err);
+    msg_any_free(&m);
+}
+
 /* The decoder accepts the hand-written samples (field order is free). */
 static void test_decode_samples(void) {
     const char *samples[] = {bucket_json, batch_json, stage_done_json, formula_json};
@@ -862,8 +895,9 @@ out:
 
 TEST_MAIN(TEST(test_bucket_round_trip), TEST(test_batch_round_trip),
           TEST(test_stage_done_round_trip), TEST(test_formula_round_trip),
-          TEST(test_decode_samples), TEST(test_envelope_errors), TEST(test_bucket_field_errors),
-          TEST(test_row_errors), TEST(test_batch_and_stage_done_errors), TEST(test_formula_errors),
+          TEST(test_assemble_round_trip), TEST(test_decode_samples), TEST(test_envelope_errors),
+          TEST(test_bucket_field_errors), TEST(test_row_errors),
+          TEST(test_batch_and_stage_done_errors), TEST(test_formula_errors),
           TEST(test_encode_errors), TEST(test_truncated_inputs), TEST(test_garbled_bytes),
           TEST(test_random_damage), TEST(test_wrong_types_everywhere),
           TEST(test_deep_nesting_and_huge_values), TEST(test_embedded_nul),

@@ -1,0 +1,130 @@
+/* Writing report rows and audit findings (see report_rows.h). */
+#include "report_rows.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void key_fields(db_conn *db, const report_vector *v) {
+    db_copy_field_text(db, v->run_id);
+    db_copy_field_text(db, v->version);
+    db_copy_field_text(db, v->data_source);
+    db_copy_field_text(db, v->project_code);
+}
+
+int report_rows_base(db_conn *db, const report_vector *v, const char *item_code, int64_t cents,
+                     db_error *e) {
+    key_fields(db, v);
+    db_copy_field_text(db, item_code);
+    db_copy_field_cents(db, cents);
+    return db_copy_row_end(db, e);
+}
+
+int report_rows_formulas(db_conn *db, const report_vector *v, const fx_ruleset *rs,
+                         fx_value *values, fx_value *audits, fx_scratch *scratch,
+                         unsigned char *failed, db_error *e) {
+    if (fx_ruleset_eval(rs, values, audits, scratch) != 0) {
+        snprintf(e->msg, sizeof e->msg, "evaluating the formulas of %s/%s/%s: out of memory",
+                 v->version, v->data_source, v->project_code);
+        return -1;
+    }
+    size_t nform = fx_ruleset_formula_count(rs);
+    for (size_t i = 0; i < nform; i++) {
+        size_t slot = fx_ruleset_order(rs, i);
+        int64_t cents;
+        key_fields(db, v);
+        db_copy_field_text(db, fx_ruleset_slot_code(rs, slot));
+        /* NULL stays NULL; a value beyond numeric(18,2) is stored as NULL too */
+        if (fx_store_cents(values[slot], &cents) == FX_STORE_OK)
+            db_copy_field_cents(db, cents);
+        else
+            db_copy_field_null(db);
+        if (db_copy_row_end(db, e) != 0)
+            return -1;
+    }
+    size_t naudit = fx_ruleset_audit_count(rs);
+    for (size_t a = 0; a < naudit; a++)
+        failed[a] = !fx_value_true(audits[a]);
+    return (int)nform;
+}
+
+/* One failed audit rule of one vector. */
+typedef struct finding {
+    char *version, *data_source, *project_code;
+    size_t rule;
+} finding;
+
+struct report_findings {
+    finding *f;
+    size_t n, cap;
+};
+
+report_findings *report_findings_new(void) {
+    return calloc(1, sizeof(report_findings));
+}
+
+void report_findings_free(report_findings *f) {
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->f[i].version);
+        free(f->f[i].data_source);
+        free(f->f[i].project_code);
+    }
+    free(f->f);
+    free(f);
+}
+
+int report_findings_add(report_findings *f, const report_vector *v, const unsigned char *failed,
+                        size_t naudit) {
+    for (size_t a = 0; a < naudit; a++) {
+        if (!failed[a])
+            continue;
+        if (f->n == f->cap) {
+            size_t cap = f->cap ? f->cap * 2 : 64;
+            finding *g = realloc(f->f, cap * sizeof *g);
+            if (!g)
+                return -1;
+            f->f = g;
+            f->cap = cap;
+        }
+        finding *x = &f->f[f->n];
+        x->version = strdup(v->version);
+        x->data_source = strdup(v->data_source);
+        x->project_code = strdup(v->project_code);
+        x->rule = a;
+        f->n++;
+        if (!x->version || !x->data_source || !x->project_code)
+            return -1;
+    }
+    return 0;
+}
+
+int64_t report_findings_copy(db_conn *db, const char *run_id, const report_findings *f,
+                             const fx_ruleset *rs, const json_t *audits, db_error *e) {
+    if (f->n == 0)
+        return 0;
+    if (db_copy_in_begin(db,
+                         "COPY audit_finding (run_id, version, data_source, project_code, "
+                         "rule_code, severity, message) FROM STDIN",
+                         e) != 0)
+        return -1;
+    for (size_t i = 0; i < f->n; i++) {
+        const finding *x = &f->f[i];
+        const json_t *rule = json_array_get(audits, x->rule);
+        const char *severity = json_string_value(json_array_get(rule, 1));
+        const char *message = json_string_value(json_array_get(rule, 2));
+        db_copy_field_text(db, run_id);
+        db_copy_field_text(db, x->version);
+        db_copy_field_text(db, x->data_source);
+        db_copy_field_text(db, x->project_code);
+        db_copy_field_text(db, fx_ruleset_audit_code(rs, x->rule));
+        db_copy_field_text(db, severity ? severity : "error");
+        db_copy_field_text(db, message ? message : "");
+        if (db_copy_row_end(db, e) != 0) {
+            db_copy_in_abort(db, "row failed");
+            return -1;
+        }
+    }
+    return db_copy_in_end(db, e) < 0 ? -1 : (int64_t)f->n;
+}

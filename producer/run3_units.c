@@ -1,0 +1,98 @@
+/* The end of the allocation stage (DESIGN.md 5.4): the 'unallocated' findings,
+ * the index of the run's partials (built in one pass now that they are all
+ * written), the run's own report_after table, and the units the formula stage
+ * assembles report rows in, all in one transaction that moves the run to that
+ * stage. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "cli.h"
+#include "log.h"
+#include "run_stages.h"
+#include "run_state.h"
+
+/* Steps of the plan, $1 = run id. The units: each data source of the run
+ * (those of the projects, which hold direct rows and shares, and those of the
+ * pending rows, whose #UNALLOCATED amounts stay in them) cut into ranges of
+ * RUN_UNIT_PROJECTS project codes. Ranges are taken in the columns' own
+ * collation, as the consumers compare them, so every key falls in exactly one
+ * unit; the first range of a data source is open below (it holds
+ * #UNALLOCATED), the last open above. */
+static const sql_step PLAN_STEPS[] = {
+    {"unallocated findings",
+     /* one 'unallocated' warning per (version, data source, item) */
+     "INSERT INTO audit_finding (run_id, version, data_source, project_code, rule_code, severity, "
+     "    message) "
+     "SELECT $1::bigint, version, data_source, '#UNALLOCATED', 'unallocated', 'warning', "
+     "  'item ' || item_code || ': ' || sum(rows) || ' pending row(s) could not be allocated "
+     "(no active target or zero total weight)' "
+     "FROM alloc_unallocated WHERE run_id = $1 GROUP BY version, data_source, item_code"},
+    {"units",
+     "INSERT INTO run_unit (run_id, unit_id, data_source, project_lo, project_hi) "
+     "SELECT $1::bigint, (row_number() OVER (ORDER BY data_source, lo NULLS FIRST))::int - 1, "
+     "       data_source, lo, lead(lo) OVER (PARTITION BY data_source ORDER BY lo NULLS FIRST) "
+     "FROM (SELECT data_source, CASE WHEN n = 0 THEN NULL ELSE project_code END AS lo "
+     "      FROM (SELECT data_source, project_code, "
+     "                   row_number() OVER (PARTITION BY data_source ORDER BY project_code) - 1 "
+     "                   AS n "
+     "            FROM project) p WHERE n % " RUN_UNIT_PROJECTS_TEXT " = 0 "
+     "      UNION "
+     "      SELECT DISTINCT data_source, NULL FROM run_pending WHERE run_id = $1) u"},
+};
+
+int run_plan_units(run_state *st) {
+    char id[32];
+    run_i64s(st->run_id, id, sizeof id);
+    const char *p[] = {id};
+    db_error e;
+    if (db_begin(st->db, NULL, &e) != 0)
+        return run_fail_db("plan the formula stage", &e);
+    PGresult *r = db_query(st->db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR UPDATE", 1,
+                           p, PGRES_TUPLES_OK, &e);
+    if (!r) {
+        db_rollback(st->db, NULL);
+        return run_fail_db("plan the formula stage", &e);
+    }
+    int running = PQntuples(r) && !strcmp(PQgetvalue(r, 0, 0), "running");
+    PQclear(r);
+    if (!running) {
+        db_rollback(st->db, NULL);
+        cli_error("run %s is no longer running", id);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    /* the run's rows go into a table of their own, without a key until the
+     * last transaction builds it in one sorted pass and attaches the table as
+     * the run's partition of report_after */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE report_after_run_%s (LIKE report_after INCLUDING DEFAULTS); "
+             "CREATE INDEX ON alloc_partial_run_%s (data_source, project_code)",
+             id, id);
+    PGresult *ur = NULL;
+    if (db_exec(st->db, sql, &e) != 0 ||
+        run_steps(st->db, "plan", PLAN_STEPS, sizeof PLAN_STEPS / sizeof PLAN_STEPS[0], id, &e) !=
+            0 ||
+        !(ur = db_query(st->db,
+                        "UPDATE alloc_run SET stage = 'formula', formula_batches = "
+                        "(SELECT count(*) FROM run_unit WHERE run_id = $1) "
+                        "WHERE run_id = $1 RETURNING formula_batches",
+                        1, p, PGRES_TUPLES_OK, &e)) ||
+        db_exec_params(st->db, "DELETE FROM alloc_unallocated WHERE run_id = $1", 1, p, &e) < 0 ||
+        db_exec_params(st->db, "DELETE FROM run_pending WHERE run_id = $1", 1, p, &e) < 0) {
+        PQclear(ur);
+        db_rollback(st->db, NULL);
+        return run_fail_db("plan the formula stage", &e);
+    }
+    int64_t units = strtoll(PQgetvalue(ur, 0, 0), NULL, 10);
+    PQclear(ur);
+    if (db_commit(st->db, &e) != 0)
+        return run_fail_db("commit the plan of the formula stage", &e);
+    st->formula_expected = units;
+    snprintf(st->stage, sizeof st->stage, "formula");
+    log_info("run %s: %" PRId64 " unit(s) to assemble", id, units);
+    return ALLOC_EXIT_OK;
+}
