@@ -74,7 +74,7 @@ if [ $unit_only -eq 0 ]; then
         trap 'deploy/local/cluster.sh stop' EXIT
     fi
     eval "$env_out"
-    for t in tests/integration/t_*.sh tests/faults/t_*.sh; do
+    for t in tests/integration/t_*.sh tests/faults/t_*.sh tests/lifecycle/t_*.sh; do
         [ -f "$t" ] || continue
         name=${t#tests/}
         name=${name%.sh}
