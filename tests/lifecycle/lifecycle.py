@@ -16,8 +16,7 @@ ALLOC_LIFECYCLE_STEPS (default 300), ALLOC_LIFECYCLE_LOGS (log directory).
 Prints one "ok - ..." / "not ok - ..." line per check family, then the replay
 command and a summary line; exits 1 when any check failed.
 
-Readings of the contract where it is not explicit (see also the README of the
-issue's closing note):
+Readings of the contract where it is not explicit:
   * A replaced run (its results deleted by a later success) keeps status
     'succeeded' in alloc_run: the status says how the run ended.
   * A run that was published and then switched away from by a later `publish`
@@ -26,6 +25,9 @@ issue's closing note):
     "stays readable until the next publish". Either is accepted as long as it is
     consistent: `report --run` then reads it with its checksum or exits 4, stays
     so until a later success, and `publish --run` agrees.
+  * `publish` of the run that is already published, when it has error findings
+    and no --force: exit 0 (publish --help: "changes nothing") or 4 (DESIGN 4:
+    refused) are both accepted; nothing may change either way.
   * A run resumed after a ruleset edit made while it was interrupted may use
     either the ruleset of its snapshot or the current one (names, audit rules);
     whichever it used, its report keeps it from then on.
@@ -34,10 +36,15 @@ issue's closing note):
   * Runs that are expected to fail at start, to be killed or to time out are
     only started in open periods with no run going; refusals (closed period, a
     run going) are exercised by the plain `run` action.
-  * Before every action that starts a run, a "marker" ledger row with a unique
-    positive amount is posted to one fixed project and item of the period, so
-    the checksums of any two runs of a period differ and a checksum names the
-    run a report shows. Other postings have positive amounts too.
+  * The always-0 error rule is removed with a plain DELETE: a rule change must
+    reach the next run however it was made (DESIGN 5.5).
+
+How the checks can tell runs apart: before every action that starts a run, a
+"marker" ledger row with a unique positive amount is posted to one fixed
+project and item of the period (other postings are positive too), so any two
+runs of a period have different checksums and a checksum names the run a
+report shows. While a run or resume goes, a reader polls `report --checksum`
+of its period: it must see the report as before, then as after, nothing else.
 """
 
 import concurrent.futures
@@ -102,6 +109,7 @@ class Families:
         ("db", "the database matches the model: run statuses, published runs, period states, ledger rows, no stray runs"),
         ("half", "nothing is half-published: report_published points at succeeded runs with results, report_current = their rows"),
         ("replace", "a success deletes the results of earlier unpublished runs, and nothing else does"),
+        ("readers", "a reader polling report --checksum during a run or resume sees the report before it, then the one after it, nothing between"),
         ("run", "run with consumers up exits 0 and becomes the latest succeeded run"),
         ("fail_start", "a run failing at start (broker or Redis unreachable) exits 1, is failed, records the printed error"),
         ("kill", "a killed run stays running; resume exits 0 (succeeded), abort exits 0 (aborted)"),
@@ -450,6 +458,69 @@ def eligible(P):
 
 # ----------------------------------------------------------------- actions ---
 
+def run_watched(p, *args, timeout=150):
+    """Runs `alloc-producer ARGS` while a reader polls `report --period P
+    --checksum` until it exits; returns its result and what the reader saw, as
+    a list of (exit code, checksum)."""
+    tag = "watched-%d" % STATE.step
+    out_path, err_path = os.path.join(LOGS, tag + ".out"), os.path.join(LOGS, tag + ".err")
+    argv = [PRODUCER] + [str(a) for a in args]
+    t0 = time.time()
+    with open(out_path, "w") as fo, open(err_path, "w") as fe:
+        proc = subprocess.Popen(argv, stdout=fo, stderr=fe)
+    seen = []
+    while proc.poll() is None and time.time() - t0 < timeout:
+        o = producer("report", "--period", p, "--checksum")
+        seen.append((o.rc, o.out.strip() if o.rc == 0 else ""))
+        time.sleep(0.05)
+    try:
+        rc = proc.wait(timeout=max(1, timeout - (time.time() - t0)))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        rc = -999
+    with open(out_path, errors="replace") as f:
+        out = f.read()
+    with open(err_path, errors="replace") as f:
+        err = f.read()
+    CMDLOG.write("[step %d] %.2fs rc=%s: %s (watched by %d reports)\n" % (STATE.step, time.time() - t0, rc, " ".join(argv), len(seen)))
+    cred_check(out + "\n" + err, " ".join(argv[1:4]))
+    return Res(rc, out, err, argv), seen
+
+
+def shown(p):
+    """What `report --period P --checksum` must show now: (exit code, checksum)."""
+    v = M.visible(p)
+    return (0, v.checksum) if v is not None else (4, "")
+
+
+def check_readers(p, what, seen, before):
+    """While a command ran, the reader saw the report as before it, then
+    possibly as after it: never anything else, never back."""
+    after = shown(p)
+    states = [before] if before == after else [before, after]
+    idx = 0
+    for x in seen:
+        while idx < len(states) and x != states[idx]:
+            idx += 1
+        if idx == len(states):
+            def why(x=x):
+                sh = next((r for r in M.runs.values() if r.checksum and r.checksum == x[1]), None)
+                return "while %s, report --period %s --checksum showed %s; before it showed %s, after it %s" % (
+                    what, p, "run %d" % sh.id if sh else "exit %d %s" % (x[0], x[1][:16]),
+                    fmt_shown(before), fmt_shown(after))
+            FAM.check("readers", False, why)
+            return
+    FAM.check("readers", True, "")
+
+
+def fmt_shown(s):
+    if s[0] != 0:
+        return "exit %d" % s[0]
+    r = next((r for r in M.runs.values() if r.checksum == s[1]), None)
+    return "run %d" % r.id if r else s[1][:16]
+
+
 def act_run(rng):
     p = pick_period(rng)
     P = M.periods[p]
@@ -458,7 +529,8 @@ def act_run(rng):
         marker_posting(p)
     before = M.max_run
     edit, rule = M.edits, M.err_rule
-    r = producer("run", "--period", p, "--timeout", RUN_TIMEOUT, timeout=150)
+    was = shown(p)
+    r, seen = run_watched(p, "run", "--period", p, "--timeout", RUN_TIMEOUT)
     nr = new_runs(before)
     if refuse:
         why = "closed" if P.closed else "run %d is running" % M.running(p).id
@@ -473,6 +545,7 @@ def act_run(rng):
         return "run %s -> rc %s, no run" % (p, r.rc)
     if run.status == "succeeded":
         rep = record_success(run, "run")
+        check_readers(p, "run %d ran" % run.id, seen, was)
         return "run %s -> rc %s run %d%s" % (p, r.rc, run.id, " (replaces %s)" % ",".join(str(x.id) for x in rep) if rep else "")
     return "run %s -> rc %s run %d %s" % (p, r.rc, run.id, run.status)
 
@@ -499,8 +572,10 @@ def act_run_fail_start(rng):
     before = M.max_run
     which = rng.choice(["broker", "redis"])
     flag = ["--amqp-url", BAD_AMQP] if which == "broker" else ["--redis-url", BAD_REDIS]
-    r = producer("run", "--period", p, "--timeout", "30", *flag, timeout=120)
+    was = shown(p)
+    r, seen = run_watched(p, "run", "--period", p, "--timeout", "30", *flag, timeout=120)
     nr = new_runs(before)
+    check_readers(p, "a run failed at start", seen, was)
     FAM.check("fail_start", r.rc == 1 and len(nr) == 1 and nr[0]["status"] == "failed",
               lambda: "run --period %s with the %s unreachable: %r, new runs %r (want exit 1 and one failed run)" % (p, which, r, nr))
     run = adopt_new_runs(nr)
@@ -594,11 +669,13 @@ def act_resume(rng):
         return None
     run = rng.choice(rs)
     STATE.touched.add(run.period)
-    r = producer("resume", "--run", run.id, "--timeout", RUN_TIMEOUT, timeout=150)
+    was = shown(run.period)
+    r, seen = run_watched(run.period, "resume", "--run", run.id, "--timeout", RUN_TIMEOUT)
     st = sql_json("SELECT to_json(status) FROM alloc_run WHERE run_id = %d" % run.id)
     FAM.check("kill", r.rc == 0 and st == "succeeded", lambda: "resume --run %d: %r, status now %s" % (run.id, r, st))
     if r.rc == 0 or st == "succeeded":
         rep = record_success(run, "kill")
+        check_readers(run.period, "run %d resumed" % run.id, seen, was)
         return "resume %d (%s) -> rc %s%s" % (run.id, run.period, r.rc, " (replaces %s)" % ",".join(str(x.id) for x in rep) if rep else "")
     run.status = st
     return "resume %d -> rc %s, %s" % (run.id, r.rc, st)
