@@ -43,8 +43,9 @@ static void print_help(void) {
            "  --period P        the period, YYYY-MM (required)\n"
            "  --version V       only this report version (default: every version)\n"
            "  --detail          the run's allocation detail (a run made with --detail)\n"
-           "  --run ID          this run (it must belong to P and have succeeded); default:\n"
-           "                    the published run, else the latest succeeded one\n"
+           "  --run ID          this run (it must belong to P, have succeeded and not be\n"
+           "                    replaced by a later run); default: the published run,\n"
+           "                    else the latest succeeded one\n"
            "  --format F        csv.gz or xlsx (required)\n"
            "  --wait            wait until the file is written, then print \"status done\",\n"
            "                    \"rows N\", \"path P\" and \"sha256 H\" lines\n"
@@ -54,7 +55,8 @@ static void print_help(void) {
            "                    are left out)\n"
            "  --json            with --status: one JSON object\n\n"
            "Exit status: 0 filed (or done, or shown), 2 bad arguments, 4 unknown period,\n"
-           "run, version or task, no succeeded run, or no detail in the run, 5 timed out\n"
+           "run, version or task, no succeeded run, a run running, failed, aborted or\n"
+           "replaced, or no detail in the run, 5 timed out\n"
            "waiting, 1 the export failed or any other failure.\n\n%s",
            export_usage, config_flags_help());
 }

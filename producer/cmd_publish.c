@@ -17,7 +17,8 @@ static const char publish_usage[] = "alloc-producer publish --period P [--run ID
 static void print_help(void) {
     printf("usage: %s\n\n"
            "Publishes a run as the report of period P: its latest succeeded run, or run ID.\n"
-           "The run must belong to P and have succeeded, and the period must be open.\n"
+           "The run must belong to P and have succeeded with its results in place (not\n"
+           "replaced by a later run's success), and the period must be open.\n"
            "A run with audit findings of severity 'error' is refused unless --force.\n"
            "The previously published run stays readable until this switch, which is\n"
            "atomic; a run_log row 'published' records it. Publishing the run that is\n"
@@ -26,8 +27,8 @@ static void print_help(void) {
            "  --run ID     the run to publish (default: the latest succeeded run of P)\n"
            "  --force      publish even when the run has error findings\n\n"
            "Exit status: 0 published, 2 bad arguments, 4 refused (unknown or closed\n"
-           "period, unknown run, run of another period or not succeeded, no succeeded\n"
-           "run, error findings without --force), 1 any other failure.\n\n%s",
+           "period, unknown run, run of another period, not succeeded or replaced, no\n"
+           "succeeded run, error findings without --force), 1 any other failure.\n\n%s",
            publish_usage, config_flags_help());
 }
 

@@ -58,7 +58,8 @@ static void print_help(void) {
            "succeeded run of the period instead.\n\n"
            "  --period P        the period, YYYY-MM (required)\n"
            "  --version V       only this report version (default: every version)\n"
-           "  --run ID          this run (it must belong to P and have succeeded)\n"
+           "  --run ID          this run (it must belong to P, have succeeded and still\n"
+           "                    have its results: not replaced by a later run)\n"
            "  --by data-source  (default) table and html columns: the #TOTAL of each data\n"
            "                    source, plus #ALL\n"
            "  --by project      table and html columns: the projects of the data source\n"
@@ -82,7 +83,9 @@ static void print_help(void) {
            "                    --format do not apply), one line per row sorted in byte\n"
            "                    order: version|data_source|project_code|item_code|amount\n\n"
            "Exit status: 0 printed, 2 bad arguments, 4 unknown period, run, version or\n"
-           "data source, or no succeeded run, 1 any other failure (the page not written).\n\n%s",
+           "data source, no succeeded run, or --run of a run that is running, failed,\n"
+           "aborted or replaced (the line says which and why), 1 any other failure (the\n"
+           "page not written).\n\n%s",
            report_usage, REPORT_TABLE_WIDTH, REPORT_CHART_LINES, config_flags_help());
 }
 
