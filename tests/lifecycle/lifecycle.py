@@ -64,6 +64,7 @@ GEN = os.path.join(BUILD, "alloc-gen")
 DSN = os.environ["ALLOC_PG_DSN"]
 AMQP_URL = os.environ["ALLOC_AMQP_URL"]
 VHOST = AMQP_URL.rsplit("/", 1)[1]
+IDLE_AMQP_URL = os.environ.get("ALLOC_LIFECYCLE_IDLE_AMQP_URL", "")  # a vhost no consumer reads
 LOGS = os.environ.get("ALLOC_LIFECYCLE_LOGS", ".run/test-logs/t_lifecycle")
 SEED = int(os.environ.get("ALLOC_LIFECYCLE_SEED") or (int(time.time() * 1000) % 1000000007))
 STEPS = int(os.environ.get("ALLOC_LIFECYCLE_STEPS") or 300)
@@ -609,11 +610,11 @@ def act_run_kill(rng):
     marker_posting(p)
     before = M.max_run
     edit, rule = M.edits, M.err_rule
-    CONS.stop()
+    how, flags = no_consumers(rng)
     out_path = os.path.join(LOGS, "killed-%d.out" % STATE.step)
     err_path = os.path.join(LOGS, "killed-%d.err" % STATE.step)
     with open(out_path, "w") as fo, open(err_path, "w") as fe:
-        proc = subprocess.Popen([PRODUCER, "run", "--period", p, "--timeout", "120"], stdout=fo, stderr=fe)
+        proc = subprocess.Popen([PRODUCER, "run", "--period", p, "--timeout", "120"] + flags, stdout=fo, stderr=fe)
 
     def waiting():
         # registered, buckets published, waiting on the consumers
@@ -627,7 +628,7 @@ def act_run_kill(rng):
     if exited is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait()
-    CONS.start()
+    CONS.start()  # (the killed run's batches are allocated now, if they were in the queue)
     err = open(err_path, errors="replace").read()
     cred_check(open(out_path, errors="replace").read() + err, "killed run")
     nr = new_runs(before)
@@ -639,7 +640,7 @@ def act_run_kill(rng):
         st = producer("status", "--run", run.id)
         FAM.check("status", st.rc == 4 and "running" in st.out + st.err and names_run(st.out + st.err, run.id),
                   lambda: "status --run %d of a running run: %r stdout %r" % (run.id, st, st.out[:200]))
-    return "run %s killed%s" % (p, " -> run %d %s" % (run.id, run.status) if run else "")
+    return "run %s killed (%s)%s" % (p, how, " -> run %d %s" % (run.id, run.status) if run else "")
 
 
 def act_run_timeout(rng):
@@ -649,14 +650,26 @@ def act_run_timeout(rng):
     marker_posting(p)
     before = M.max_run
     edit, rule = M.edits, M.err_rule
-    CONS.stop()
-    r = producer("run", "--period", p, "--timeout", "2", timeout=60)
+    how, flags = no_consumers(rng)
+    r = producer("run", "--period", p, "--timeout", "2", *flags, timeout=60)
     CONS.start()
     nr = new_runs(before)
     FAM.check("timeout", r.rc == 5 and len(nr) == 1 and nr[0]["status"] == "running",
-              lambda: "run --period %s --timeout 2 without consumers: %r, new runs %r" % (p, r, nr))
+              lambda: "run --period %s --timeout 2 (%s): %r, new runs %r" % (p, how, r, nr))
     run = adopt_new_runs(nr, edit, rule)
-    return "run %s --timeout 2 -> rc %s%s" % (p, r.rc, " run %d %s" % (run.id, run.status) if run else "")
+    return "run %s --timeout 2 (%s) -> rc %s%s" % (p, how, r.rc, " run %d %s" % (run.id, run.status) if run else "")
+
+
+def no_consumers(rng):
+    """A run that nobody serves: either the consumers are stopped (they are
+    started again after it, and then allocate its batches while no producer
+    waits), or the run is sent to a vhost no consumer reads (its buckets are
+    never allocated; `resume` republishes them on the real vhost). The second
+    is cheaper: no consumer restarts."""
+    if IDLE_AMQP_URL and rng.random() < 0.7:
+        return "idle vhost", ["--amqp-url", IDLE_AMQP_URL]
+    CONS.stop()
+    return "consumers stopped", []
 
 
 def running_runs():
@@ -1154,10 +1167,12 @@ def main():
     names = [a for a, _ in WEIGHTS]
     weights = [w for _, w in WEIGHTS]
     mix = {}
+    wall = {}  # seconds per action kind, and in the checks
     try:
         for step in range(1, STEPS + 1):
             STATE.step = step
             STATE.touched = set()
+            t1 = time.time()
             while True:
                 a = rng.choices(names, weights)[0]
                 STATE.current = a
@@ -1165,11 +1180,14 @@ def main():
                 if desc is not None:
                     break
             mix[a] = mix.get(a, 0) + 1
+            t2 = time.time()
+            wall[a] = wall.get(a, 0) + t2 - t1
             line = "%3d %s" % (step, desc)
             STATE.steps.append(line)
             steplog.write(line + "\n")
             steplog.flush()
             check_all(crng, a in ("rename", "reorder", "error_rule") or step == STEPS)
+            wall["checks"] = wall.get("checks", 0) + time.time() - t2
     except Exception as e:  # a broken harness must not look like a pass
         import traceback
         traceback.print_exc(file=sys.stdout)
@@ -1194,6 +1212,7 @@ def main():
         else:
             print("ok - lifecycle: %s (%d checks)" % (title, n))
     print("# step mix: " + ", ".join("%s %d" % (a, mix.get(a, 0)) for a in names))
+    print("# seconds: " + ", ".join("%s %.0f" % (a, t) for a, t in sorted(wall.items(), key=lambda x: -x[1])))
     print("# %d runs in the model: %s" % (len(M.runs), ", ".join("%s %d" % (s, sum(1 for r in M.runs.values() if r.what() == s))
                                                                  for s in ("succeeded", "replaced", "failed", "aborted", "running", "unpublished and dropped"))))
     print("# runs a publish switched away from: %d still readable until the next success, %d not" % tuple(STATE.unpublished))

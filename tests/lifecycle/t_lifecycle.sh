@@ -8,10 +8,13 @@
 #   ALLOC_LIFECYCLE_SEED=N    replay a sequence (default: time-based, printed)
 #   ALLOC_LIFECYCLE_STEPS=N   steps (default 300)
 #
-# The consumers are started and stopped by lifecycle.py itself: killed and
-# timed-out runs need them stopped in the middle of the sequence.
+# The consumers are started and stopped by lifecycle.py itself: some killed and
+# timed-out runs stop them in the middle of the sequence.
 source "$(dirname "$0")/../integration/lib.sh"
 use_fresh_db t_lifecycle
+# a vhost no consumer reads: runs sent there wait (killed and timed-out runs)
+use_fresh_vhost t_lifecycle_idle
+export ALLOC_LIFECYCLE_IDLE_AMQP_URL=$ALLOC_AMQP_URL
 use_fresh_vhost t_lifecycle
 use_fresh_redis 4
 LOGS=$repo/.run/test-logs/t_lifecycle
