@@ -48,6 +48,9 @@ of its period: it must see the report as before, then as after, nothing else.
 """
 
 import concurrent.futures
+import csv
+import gzip
+import hashlib
 import json
 import os
 import random
@@ -89,7 +92,7 @@ WEIGHTS = [
     ("run", 14), ("run_fail_start", 5), ("run_kill", 2), ("run_timeout", 2),
     ("resume", 6), ("abort", 3), ("publish", 12), ("close", 3),
     ("ledger_sql", 8), ("ledger_import", 3),
-    ("rename", 4), ("reorder", 3), ("error_rule", 4), ("probe", 6),
+    ("rename", 4), ("reorder", 3), ("error_rule", 4), ("probe", 6), ("export", 3),
 ]
 
 os.makedirs(LOGS, exist_ok=True)
@@ -120,6 +123,7 @@ class Families:
         ("close", "close-period: exit 4 without a published run (unless --force), while a run is running, when closed"),
         ("closed", "a closed period refuses runs, publish, imports (exit 4) and ledger changes (trigger naming the period)"),
         ("ledger", "ledger postings to an open period are accepted (SQL and import)"),
+        ("export", "export --wait writes the model's run (checksum of the file), or of --run ID; a run without a readable report exits 4"),
         ("ruleset", "ruleset edits: new runs show the current names and order; existing reports keep theirs; closed reports byte-identical"),
         ("findings", "an always-0 error audit rule gives the runs made with it error findings, and only those"),
         ("cred", "no output and no alloc_run.error shows a credential"),
@@ -990,11 +994,56 @@ def act_probe(rng):
     return "report --period %s --run %d (other period) -> rc %s" % (p, run.id, r.rc)
 
 
+def export_checksum(path):
+    """The contract checksum (DESIGN 4, report --checksum) of an exported
+    csv.gz file, and its row count."""
+    with gzip.open(path, "rt", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    keyed = sorted((tuple(x.encode() for x in r[:4]), r[4] if r[4] != "" else "NULL") for r in rows)
+    text = "".join("%s|%s\n" % ("|".join(k.decode() for k in key), amount) for key, amount in keyed)
+    return hashlib.sha256(text.encode()).hexdigest(), len(rows)
+
+
+def act_export(rng):
+    """export --wait of the period (published, else latest succeeded run) or of
+    --run ID: the file holds that run's rows; a dead run or none exits 4."""
+    p = pick_period(rng)
+    kind = rng.choice(["period", "period", "run_dead", "run_readable"])
+    cands = []
+    if kind == "run_dead":
+        cands = sorted((r for r in M.period_runs(p) if r.dead() or r.status == "running"), key=lambda r: r.id)
+    elif kind == "run_readable":
+        cands = sorted((r for r in M.period_runs(p) if r.readable()), key=lambda r: r.id)
+    if cands:
+        target = rng.choice(cands)
+        args = ["--run", target.id]
+    else:
+        kind, target, args = "period", M.visible(p), []
+    r = producer("export", "--period", p, *args, "--format", "csv.gz", "--wait", "--timeout", "60", timeout=90)
+    if target is None or not target.readable():
+        what = "no run to export" if target is None else "run %d is %s" % (target.id, target.what())
+        FAM.check("export", r.rc == 4 and (target is None or names_run(r.err, target.id)),
+                  lambda: "export --period %s %s (%s): %r, want exit 4%s" % (
+                      p, " ".join(map(str, args)), what, r, "" if target is None else " naming the run"))
+        return "export %s %s (%s) -> rc %s" % (p, kind, what, r.rc)
+    info = dict(l.split(" ", 1) for l in r.out.splitlines() if " " in l)
+    got = None
+    if r.rc == 0 and os.path.exists(info.get("path", "")):
+        got = export_checksum(info["path"])
+    FAM.check("export", got is not None and got[0] == target.checksum,
+              lambda: "export --period %s %s (run %d): %r, %s" % (
+                  p, " ".join(map(str, args)), target.id, r,
+                  "no file (%r)" % r.out[-200:] if got is None else "the file has %d rows with checksum %s, run %d finished with %s" % (
+                      got[1], got[0][:16], target.id, (target.checksum or "")[:16])))
+    return "export %s %s (run %d) -> rc %s" % (p, kind, target.id, r.rc)
+
+
 ACTIONS = {
     "run": act_run, "run_fail_start": act_run_fail_start, "run_kill": act_run_kill, "run_timeout": act_run_timeout,
     "resume": act_resume, "abort": act_abort, "publish": act_publish, "close": act_close,
     "ledger_sql": act_ledger_sql, "ledger_import": act_ledger_import,
     "rename": act_rename, "reorder": act_reorder, "error_rule": act_error_rule, "probe": act_probe,
+    "export": act_export,
 }
 
 
