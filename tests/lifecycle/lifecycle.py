@@ -5,7 +5,8 @@ A small deterministic model of periods, runs and published runs is driven by a
 seeded random sequence of actions applied through the real CLI: runs (ok,
 failing at start, killed, timed out), resume, abort, publish, close-period,
 ledger postings (SQL and import), ruleset edits (rename, reorder, an always-0
-error audit rule). After every step the database and the CLI are checked
+error audit rule), export, and probes (status, resume / abort / report of runs
+the state refuses). After every step the database and the CLI are checked
 against the model. The contract is the truth: the model follows DESIGN.md, not
 whatever the binaries do.
 
@@ -109,7 +110,7 @@ class Families:
         ("nonempty", "report --format csv of a period is never empty when the model has a report"),
         ("readable", "every readable run keeps the checksum it finished with (report --run)"),
         ("dead", "report --run of a replaced, failed or aborted run exits 4 and names the run"),
-        ("status", "status --run exits 0 for a readable succeeded run, else 4, and prints the run's status"),
+        ("status", "status --run exits 0 for a readable succeeded run, else 4, and prints the run's status (and 'stale' after ledger changes)"),
         ("db", "the database matches the model: run statuses, published runs, period states, ledger rows, no stray runs"),
         ("half", "nothing is half-published: report_published points at succeeded runs with results, report_current = their rows"),
         ("replace", "a success deletes the results of earlier unpublished runs, and nothing else does"),
@@ -283,6 +284,7 @@ class Run:
         self.errs = False             # has error findings
         self.edit_at_start = None     # ruleset edit counter when the run started
         self.rule_at_start = None     # error rule present when the run started
+        self.changes_at_start = 0     # Period.changes when the run took its snapshot
 
     def readable(self):
         return self.status == "succeeded" and not self.replaced and not self.dropped
@@ -305,6 +307,7 @@ class Period:
         self.published = None         # run id
         self.closed_report = None     # (rc, stdout) of `report --period P` right after closing
         self.ledger = 0               # expected ledger_entry rows
+        self.changes = 0              # ledger rows inserted or updated by the test
         self.direct = []              # template rows (entry ids and fields) for postings
         self.pending = []
 
@@ -390,18 +393,24 @@ def marker_posting(p):
          " project_code, category, amount) SELECT period_code, company_code, data_source, business_line, budget_item_code,"
          " account_code, project_code, category, %s FROM ledger_entry WHERE entry_id = %d" % (amount, tpl["entry_id"]))
     P.ledger += 1
+    P.changes += 1
 
 
 def record_success(run, how):
     """Reads back a run that has just succeeded: its checksum, table report and
     findings; applies replacement to the model and checks the replaced runs."""
     p = run.period
-    cs, tab, errs, rows = parallel([
+    cs, tab, errs, rows, st = parallel([
         (producer, ("report", "--period", p, "--run", run.id, "--checksum")),
         (producer, ("report", "--period", p, "--run", run.id)),
         (db_error_findings, (run.id,)),
         (producer, ("report", "--period", p, "--run", run.id, "--format", "csv")),
+        (producer, ("status", "--run", run.id)),
     ])
+    n = M.periods[p].changes - run.changes_at_start
+    FAM.check("status", st.rc == 0 and "succeeded" in st.out and ("stale" in st.out) == (n > 0),
+              lambda: "status --run %d (just succeeded; %d ledger rows changed after its snapshot): %r, stdout %r" % (
+                  run.id, n, st, st.out[-300:]))
     FAM.check(how, cs.rc == 0 and re.fullmatch(r"[0-9a-f]{64}", cs.out.strip() or "") is not None,
               lambda: "report --run %d --checksum of the run that just succeeded: %r %r" % (run.id, cs, cs.out[:80]))
     FAM.check("nonempty", rows.rc == 0 and csv_rows(rows.out) > 0,
@@ -564,6 +573,8 @@ def adopt_new_runs(nr, edit=None, rule=None):
         run.status = x["status"]
         run.edit_at_start = M.edits if edit is None else edit
         run.rule_at_start = M.err_rule if rule is None else rule
+        if x["period"] in M.periods:
+            run.changes_at_start = M.periods[x["period"]].changes
         M.runs[run.id] = run
         M.max_run = max(M.max_run, run.id)
     return run
@@ -877,6 +888,7 @@ def act_ledger_sql(rng):
     else:
         FAM.check("ledger", r.rc == 0, lambda: "ledger %s in open period %s: rc %s, error %r" % (kind, p, r.rc, lastline(r.err)))
         P.ledger += n
+        P.changes += n or 1
     return "ledger %s (%d rows) %s%s -> rc %s" % (kind, n or 1, p, " (closed)" if P.closed else "", r.rc)
 
 
@@ -904,6 +916,7 @@ def act_ledger_import(rng):
         FAM.check("ledger", r.rc == 0, lambda: "import --kind ledger into open period %s: %r" % (p, r))
         if r.rc == 0:
             P.ledger += len(rows)
+            P.changes += len(rows)
     return "import ledger (%d rows) %s%s -> rc %s" % (len(rows), p, " (closed)" if P.closed else "", r.rc)
 
 
@@ -986,6 +999,12 @@ def act_probe(rng):
         FAM.check("status", r.rc == want and names_run(text, run.id) and any(w in text for w in words),
                   lambda: "status --run %d (%s): %r, want exit %d and the status %s printed; stdout %r" % (
                       run.id, run.what(), r, want, "/".join(words), r.out[:200]))
+        if run.readable() and r.rc == 0:
+            # DESIGN 5.6: status reports the changes after the snapshot ("report is stale")
+            n = M.periods[run.period].changes - run.changes_at_start
+            FAM.check("status", ("stale" in r.out) == (n > 0),
+                      lambda: "status --run %d: %d ledger rows of %s changed after its snapshot, but the output %s 'stale': %r" % (
+                          run.id, n, run.period, "does not say" if n > 0 else "says", r.out[-200:]))
         return "status --run %d (%s) -> rc %s" % (run.id, run.what(), r.rc)
     others = [p for p in sorted(M.periods) if p != run.period]
     p = rng.choice(others)
