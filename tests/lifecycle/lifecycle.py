@@ -59,6 +59,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 BUILD = os.environ.get("ALLOC_BUILD", "build")
@@ -229,8 +230,50 @@ def psql(query, check=True):
     return r
 
 
+class PsqlSession:
+    """One long-lived psql for the many small queries of the checks (a psql
+    process and connection per query would cost more than the CLI calls it
+    checks). Queries are serialized; an error raises."""
+
+    END = "__lifecycle_end__"
+
+    def __init__(self):
+        self.proc = None
+        self.lock = threading.Lock()
+
+    def query(self, q):
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self.proc = subprocess.Popen(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=0", "-d", DSN],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                             text=True, errors="replace", env=PSQL_ENV, bufsize=1)
+            t0 = time.time()
+            self.proc.stdin.write(q.strip().rstrip(";") + ";\n\\echo " + self.END + "\n")
+            self.proc.stdin.flush()
+            lines = []
+            for line in self.proc.stdout:
+                if line.rstrip("\n") == self.END:
+                    break
+                lines.append(line)
+            else:
+                raise RuntimeError("psql session ended: %s" % "".join(lines)[-300:])
+            CMDLOG.write("[step %d] %.2fs session: %s\n" % (STATE.step, time.time() - t0, " ".join(q.split())[:120]))
+            out = "".join(lines)
+            if re.search(r"^(ERROR|FATAL):", out, re.M):
+                raise RuntimeError("query failed: %s: %s" % (" ".join(q.split())[:200], out.strip()[-300:]))
+            return out
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+SESSION = PsqlSession()
+
+
 def sql_json(query):
-    return json.loads(psql(query).out.strip() or "null")
+    return json.loads(SESSION.query(query).strip() or "null")
 
 
 POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4)
@@ -381,7 +424,7 @@ def new_runs(after):
 
 
 def db_error_findings(rid):
-    return int(psql("SELECT count(*) FROM audit_finding WHERE run_id = %d AND severity = 'error'" % rid).out.strip() or 0)
+    return int(SESSION.query("SELECT count(*) FROM audit_finding WHERE run_id = %d AND severity = 'error'" % rid).strip() or 0)
 
 
 def marker_posting(p):
@@ -389,7 +432,7 @@ def marker_posting(p):
     P = M.periods[p]
     tpl = P.direct[0]
     amount = "%d.37" % (100 + STATE.step)
-    psql("INSERT INTO ledger_entry (period_code, company_code, data_source, business_line, budget_item_code, account_code,"
+    SESSION.query("INSERT INTO ledger_entry (period_code, company_code, data_source, business_line, budget_item_code, account_code,"
          " project_code, category, amount) SELECT period_code, company_code, data_source, business_line, budget_item_code,"
          " account_code, project_code, category, %s FROM ledger_entry WHERE entry_id = %d" % (amount, tpl["entry_id"]))
     P.ledger += 1
@@ -1140,7 +1183,7 @@ def check_all(crng, ruleset_edited):
     shown); every other step one dead run (each is also checked when it dies);
     after ruleset edits the table reports; the database."""
     periods = sorted(M.periods)
-    calls = [(psql, (DB_QUERY,))]
+    calls = [(SESSION.query, (DB_QUERY,))]
     csv_for = set(STATE.touched) | {periods[STATE.step % len(periods)]}
     for p in periods:
         calls.append((producer, ("report", "--period", p, "--checksum")))
@@ -1162,7 +1205,7 @@ def check_all(crng, ruleset_edited):
                 tables.append(p)
                 calls.append((producer, ("report", "--period", p)))
     res = parallel(calls)
-    db = json.loads(res[0].out.strip())
+    db = json.loads(res[0].strip())
     i = 1
     by_sum = {r.checksum: r for r in M.runs.values() if r.checksum}
     for p in periods:
@@ -1263,6 +1306,7 @@ def main():
         FAM.check("db", False, "the driver stopped at step %d: %s" % (STATE.step, e))
     finally:
         CONS.stop()
+        SESSION.close()
     # the consumers' logs and the killed producers' output (DESIGN 4: logs too)
     for name in sorted(os.listdir(LOGS)):
         if name.startswith(("consumer-", "killed-")):
