@@ -61,6 +61,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 BUILD = os.environ.get("ALLOC_BUILD", "build")
 PRODUCER = os.path.join(BUILD, "alloc-producer")
@@ -135,8 +136,13 @@ class Families:
         self.count = {k: 0 for k, _ in self.ORDER}
         self.fails = {k: [] for k, _ in self.ORDER}
         self.first_fail_step = None
+        self.lock = threading.RLock()  # checks also run in the pool's threads
 
     def check(self, fam, cond, why):
+        with self.lock:
+            return self._check(fam, cond, why)
+
+    def _check(self, fam, cond, why):
         self.count[fam] += 1
         if cond:
             return True
@@ -194,7 +200,7 @@ def cred_check(text, what):
         if s in text:
             FAM.check("cred", False, "%s shows the credential %r: %r" % (what, s, [l for l in text.splitlines() if s in l][0][:300]))
             return
-    FAM.count["cred"] += 1
+    FAM.check("cred", True, "")
 
 
 def run_cmd(argv, timeout=120, stdin=None, env=None):
@@ -1271,16 +1277,16 @@ def main():
     sys.stdout.flush()
     rng = random.Random(SEED)
     crng = random.Random(SEED * 7919 + 1)
-    for p in FIRST_PERIODS:
-        add_period(p)
-    load_items()
-    CONS.start()
     steplog = open(os.path.join(LOGS, "steps.log"), "w")
     names = [a for a, _ in WEIGHTS]
     weights = [w for _, w in WEIGHTS]
     mix = {}
     wall = {}  # seconds per action kind, and in the checks
     try:
+        for p in FIRST_PERIODS:
+            add_period(p)
+        load_items()
+        CONS.start()
         for step in range(1, STEPS + 1):
             STATE.step = step
             STATE.touched = set()
@@ -1301,7 +1307,6 @@ def main():
             check_all(crng, a in ("rename", "reorder", "error_rule") or step == STEPS)
             wall["checks"] = wall.get("checks", 0) + time.time() - t2
     except Exception as e:  # a broken harness must not look like a pass
-        import traceback
         traceback.print_exc(file=sys.stdout)
         FAM.check("db", False, "the driver stopped at step %d: %s" % (STATE.step, e))
     finally:
