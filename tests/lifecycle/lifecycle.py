@@ -863,10 +863,13 @@ def act_close(rng):
         p = pick_period(rng, lambda P: P.closed or M.running(P.code) is not None)
         if p is None:
             return None
+    elif rng.random() < 0.6:
+        # mostly a period with a published run, so a closed report has a run to keep
+        p = pick_period(rng, lambda P: not P.closed and P.published is not None) or pick_period(rng)
     else:
         p = pick_period(rng)
     P = M.periods[p]
-    force = rng.random() < 0.3
+    force = rng.random() < 0.25
     if P.closed:
         want, why = 4, "already closed"
     elif M.running(p) is not None:
