@@ -164,7 +164,14 @@ typedef struct unit_totals {
 typedef struct unit_result {
     size_t vectors, rows;
     int64_t findings;
+    double read_s; /* the base rows' query */
 } unit_result;
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
 
 /* Writes the unit's rows (base, formula), its findings and totals, inside the
  * open transaction. Returns 0 or -1 with e. */
@@ -176,9 +183,12 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
     const char *p[] = {run_id, a->data_source, range[0], range[1]};
     char sql[sizeof UNIT_BASE_SQL + 32];
     snprintf(sql, sizeof sql, UNIT_BASE_SQL, run_id);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     PGresult *base = db_query(db, sql, 4, p, PGRES_TUPLES_OK, e);
     if (!base)
         return -1;
+    out->read_s = seconds_since(&t0);
     fx_value *values = malloc((nslots + 1) * sizeof *values);
     fx_value *avals = malloc((naudit + 1) * sizeof *avals);
     unsigned char *failed = malloc(naudit + 1);
@@ -430,8 +440,8 @@ void formula_job(const consumer_env *env, job *j) {
             }
         }
         if (c && fx) {
-            unit_result res = {0, 0, 0};
-            struct timespec t0, t1;
+            unit_result res = {0, 0, 0, 0};
+            struct timespec t0;
             clock_gettime(CLOCK_MONOTONIC, &t0);
             f_result w = write_batch(env, c->db, a, fx, scratch, &res, err, sizeof err);
             if (w == F_DROPPED) {
@@ -453,13 +463,11 @@ void formula_job(const consumer_env *env, job *j) {
                     j->notify = cr.completer;
                     j->batch_count = cr.count;
                     j->outcome = JOB_ACK;
-                    clock_gettime(CLOCK_MONOTONIC, &t1);
                     if (w == F_OK)
                         log_info("formula batch %s (%s): %zu vectors, %zu rows, %" PRId64
-                                 " findings in %.2fs",
+                                 " findings in %.2fs (base rows read in %.2fs)",
                                  a->batch_id, a->data_source, res.vectors, res.rows, res.findings,
-                                 (double)(t1.tv_sec - t0.tv_sec) +
-                                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+                                 seconds_since(&t0), res.read_s);
                     else
                         log_info("formula batch %s was done before: not written again",
                                  a->batch_id);
