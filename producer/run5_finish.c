@@ -177,11 +177,14 @@ static int attach_report(run_state *st, const char *id, db_error *e) {
     return db_exec(st->db, sql, e);
 }
 
-/* The run's last transaction (DESIGN.md 5.6): the run becomes `succeeded`,
- * and in the same transaction the results of the period's earlier unpublished
- * runs are deleted, never before: until this commit the previous latest
- * succeeded run stays whole, readable and publishable. The period row is
- * locked first, which orders this against publish and close-period. */
+/* The run's last transaction (DESIGN.md 5.4-5.6): the roll-ups, the
+ * conservation check (a failure marks the run failed), the key and partition
+ * of its report rows; the run becomes `succeeded`, and in the same transaction
+ * the results of the period's earlier unpublished runs are deleted, never
+ * before: until this commit the previous latest succeeded run stays whole,
+ * readable and publishable, and readers never see this one half-written. The
+ * period row is locked first, which orders this against publish and
+ * close-period. */
 int run_finish(run_state *st) {
     char id[32];
     run_i64s(st->run_id, id, sizeof id);
