@@ -148,12 +148,97 @@ static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *
     " WHERE run_id = $1 AND data_source = $2 AND ($3::text IS NULL OR project_code >= $3) "        \
     "AND ($4::text IS NULL OR project_code < $4)"
 static const char UNIT_BASE_SQL[] =
-    "SELECT version, project_code, item_code, sum(cents)::text FROM ("
-    " SELECT version, project_code, item_code, (amount * 100)::bigint AS cents "
-    " FROM report_before" UNIT_RANGE " AND project_code <> '#POOL' "
-    " UNION ALL "
-    " SELECT version, project_code, item_code, cents FROM alloc_partial_run_%s" UNIT_RANGE ") s "
-    "GROUP BY 1, 2, 3 ORDER BY 1, 2";
+    "SELECT version, project_code, item_code, (amount * 100)::bigint "
+    "FROM report_before" UNIT_RANGE " AND project_code <> '#POOL' "
+    "UNION ALL "
+    "SELECT version, project_code, item_code, cents FROM alloc_partial_run_%s" UNIT_RANGE;
+
+/* The vectors of a unit, summed in memory from its raw rows (the direct rows'
+ * sums and the partials, in no order): per (version, project), the cents of
+ * each base slot and whether any row contributed to it. Version and project
+ * strings point into the query's result. */
+typedef struct unit_vectors {
+    size_t n, cap, nslots;
+    const char **version, **project;
+    int64_t *cents;         /* n x nslots */
+    unsigned char *present; /* n x nslots */
+    uint32_t *index;        /* open addressing: vector + 1, 0 = empty */
+    size_t index_cap;
+} unit_vectors;
+
+static void unit_vectors_free(unit_vectors *u) {
+    free(u->version);
+    free(u->project);
+    free(u->cents);
+    free(u->present);
+    free(u->index);
+    memset(u, 0, sizeof *u);
+}
+
+static uint64_t vector_hash(const char *version, const char *project) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *c = version; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    h = (h ^ 0x1f) * 1099511628211ULL;
+    for (const char *c = project; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    return h;
+}
+
+/* Places vector i in the index (which has room). */
+static void vector_index_put(unit_vectors *u, size_t i) {
+    size_t h = (size_t)vector_hash(u->version[i], u->project[i]) & (u->index_cap - 1);
+    while (u->index[h])
+        h = (h + 1) & (u->index_cap - 1);
+    u->index[h] = (uint32_t)(i + 1);
+}
+
+/* The vector of (version, project), added (all slots absent) when new.
+ * Returns its number, or -1 when out of memory. */
+static long unit_vector(unit_vectors *u, const char *version, const char *project) {
+    if (u->index_cap) {
+        size_t h = (size_t)vector_hash(version, project) & (u->index_cap - 1);
+        while (u->index[h]) {
+            size_t i = u->index[h] - 1;
+            if (!strcmp(u->project[i], project) && !strcmp(u->version[i], version))
+                return (long)i;
+            h = (h + 1) & (u->index_cap - 1);
+        }
+    }
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? u->cap * 2 : 64;
+        const char **v = realloc(u->version, cap * sizeof *v);
+        if (v)
+            u->version = v;
+        const char **p = realloc(u->project, cap * sizeof *p);
+        if (p)
+            u->project = p;
+        int64_t *c = realloc(u->cents, cap * u->nslots * sizeof *c);
+        if (c)
+            u->cents = c;
+        unsigned char *pr = realloc(u->present, cap * u->nslots);
+        if (pr)
+            u->present = pr;
+        uint32_t *ix = calloc(cap * 2, sizeof *ix);
+        if (!v || !p || !c || !pr || !ix) {
+            free(ix);
+            return -1;
+        }
+        free(u->index);
+        u->index = ix;
+        u->index_cap = cap * 2;
+        u->cap = cap;
+        for (size_t i = 0; i < u->n; i++)
+            vector_index_put(u, i);
+    }
+    size_t i = u->n++;
+    u->version[i] = version;
+    u->project[i] = project;
+    memset(u->cents + i * u->nslots, 0, u->nslots * sizeof *u->cents);
+    memset(u->present + i * u->nslots, 0, u->nslots);
+    vector_index_put(u, i);
+    return (long)i;
+}
 
 /* Per version: the unit's totals per base item (slot), for the roll-ups. */
 typedef struct unit_totals {
@@ -195,6 +280,9 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
     report_findings *found = report_findings_new();
     unit_totals tot[4];
     size_t ntot = 0;
+    unit_vectors uv;
+    memset(&uv, 0, sizeof uv);
+    uv.nslots = nslots;
     int rc = -1, copying = 0;
     char table[64], copy[256];
     if (!values || !avals || !failed || !found) {
@@ -209,10 +297,39 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
             goto done;
         copying = 1;
     }
-    for (int i = 0; i < n;) {
-        report_vector v = {run_id, PQgetvalue(base, i, 0), a->data_source, PQgetvalue(base, i, 1)};
-        unit_totals *t = ntot ? &tot[ntot - 1] : NULL;
-        if (!t || strcmp(t->version, v.version) != 0) {
+    /* sum the raw rows into their vectors */
+    for (int i = 0; i < n; i++) {
+        const char *item = PQgetvalue(base, i, 2);
+        long slot = fx_ruleset_slot(rs, item);
+        if (slot < 0 || fx_ruleset_slot_is_formula(rs, (size_t)slot)) {
+            snprintf(e->msg, sizeof e->msg, "%s/%s/%s: item %s is not a base item of %s",
+                     PQgetvalue(base, i, 0), a->data_source, PQgetvalue(base, i, 1), item,
+                     a->fx_key);
+            goto done;
+        }
+        char *end;
+        errno = 0;
+        long long cents = strtoll(PQgetvalue(base, i, 3), &end, 10);
+        long k = unit_vector(&uv, PQgetvalue(base, i, 0), PQgetvalue(base, i, 1));
+        if (k < 0) {
+            snprintf(e->msg, sizeof e->msg, "out of memory");
+            goto done;
+        }
+        int64_t *sum = &uv.cents[(size_t)k * nslots + (size_t)slot];
+        if (errno || *end != '\0' || __builtin_add_overflow(*sum, (int64_t)cents, sum)) {
+            snprintf(e->msg, sizeof e->msg, "%s/%s/%s item %s: the sum overflows",
+                     PQgetvalue(base, i, 0), a->data_source, PQgetvalue(base, i, 1), item);
+            goto done;
+        }
+        uv.present[(size_t)k * nslots + (size_t)slot] = 1;
+    }
+    for (size_t k = 0; k < uv.n; k++) {
+        report_vector v = {run_id, uv.version[k], a->data_source, uv.project[k]};
+        unit_totals *t = NULL;
+        for (size_t x = 0; x < ntot && !t; x++)
+            if (!strcmp(tot[x].version, v.version))
+                t = &tot[x];
+        if (!t) {
             if (ntot == sizeof tot / sizeof tot[0]) {
                 snprintf(e->msg, sizeof e->msg, "more than %zu versions", ntot);
                 goto done;
@@ -227,29 +344,21 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
                 goto done;
             }
         }
-        for (size_t k = 0; k < nslots; k++)
-            values[k] = fx_number(0);
-        int j = i;
-        for (; j < n && !strcmp(PQgetvalue(base, j, 0), v.version) &&
-               !strcmp(PQgetvalue(base, j, 1), v.project_code);
-             j++) {
-            const char *item = PQgetvalue(base, j, 2);
-            char *end;
-            errno = 0;
-            long long cents = strtoll(PQgetvalue(base, j, 3), &end, 10);
-            long slot = fx_ruleset_slot(rs, item);
-            if (errno || *end != '\0' || cents > MSG_MAX_CENTS || cents < -MSG_MAX_CENTS) {
-                snprintf(e->msg, sizeof e->msg, "%s/%s/%s item %s: %s is beyond numeric(18,2)",
-                         v.version, v.data_source, v.project_code, item, PQgetvalue(base, j, 3));
-                goto done;
-            }
-            if (slot < 0 || fx_ruleset_slot_is_formula(rs, (size_t)slot)) {
-                snprintf(e->msg, sizeof e->msg, "%s/%s/%s: item %s is not a base item of %s",
-                         v.version, v.data_source, v.project_code, item, a->fx_key);
+        for (size_t slot = 0; slot < nslots; slot++)
+            values[slot] = fx_number(0);
+        for (size_t slot = 0; slot < nslots; slot++) {
+            if (!uv.present[k * nslots + slot])
+                continue;
+            int64_t cents = uv.cents[k * nslots + slot];
+            const char *item = fx_ruleset_slot_code(rs, slot);
+            if (cents > MSG_MAX_CENTS || cents < -MSG_MAX_CENTS) {
+                snprintf(e->msg, sizeof e->msg,
+                         "%s/%s/%s item %s: %" PRId64 " cents is beyond numeric(18,2)", v.version,
+                         v.data_source, v.project_code, item, cents);
                 goto done;
             }
             values[slot] = fx_from_cents(cents);
-            if (__builtin_add_overflow(t->cents[slot], (int64_t)cents, &t->cents[slot])) {
+            if (__builtin_add_overflow(t->cents[slot], cents, &t->cents[slot])) {
                 snprintf(e->msg, sizeof e->msg, "the total of item %s overflows", item);
                 goto done;
             }
@@ -267,7 +376,6 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
             goto done;
         }
         out->vectors++;
-        i = j;
     }
     if (copying) {
         copying = 0;
@@ -313,6 +421,7 @@ done:
         free(tot[k].cents);
         free(tot[k].rows);
     }
+    unit_vectors_free(&uv);
     report_findings_free(found);
     free(values);
     free(avals);
