@@ -1,5 +1,6 @@
-/* The formula stage of a run (DESIGN.md 5.5): the compiled ruleset cached in
- * Redis, the vectors of report_after packed into formula batches. */
+/* The formula stage of a run (DESIGN.md 5.4, 5.5): the compiled ruleset cached
+ * in Redis (and cached again while the stage is waited for, should Redis lose
+ * it), one assemble message per unit (run3_units.c) that has no marker yet. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
