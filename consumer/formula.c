@@ -278,7 +278,7 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
     fx_value *avals = malloc((naudit + 1) * sizeof *avals);
     unsigned char *failed = malloc(naudit + 1);
     report_findings *found = report_findings_new();
-    unit_totals tot[4];
+    unit_totals *tot = NULL;
     size_t ntot = 0;
     unit_vectors uv;
     memset(&uv, 0, sizeof uv);
@@ -330,10 +330,12 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
             if (!strcmp(tot[x].version, v.version))
                 t = &tot[x];
         if (!t) {
-            if (ntot == sizeof tot / sizeof tot[0]) {
-                snprintf(e->msg, sizeof e->msg, "more than %zu versions", ntot);
+            unit_totals *grown = realloc(tot, (ntot + 1) * sizeof *tot);
+            if (!grown) {
+                snprintf(e->msg, sizeof e->msg, "out of memory");
                 goto done;
             }
+            tot = grown;
             t = &tot[ntot];
             t->version = strdup(v.version);
             t->cents = calloc(nslots + 1, sizeof *t->cents);
@@ -421,6 +423,7 @@ done:
         free(tot[k].cents);
         free(tot[k].rows);
     }
+    free(tot);
     unit_vectors_free(&uv);
     report_findings_free(found);
     free(values);
