@@ -16,9 +16,9 @@
 #include "run_state.h"
 
 /* Steps of the plan, $1 = run id. The units: each data source of the run
- * (those of the projects, which hold direct rows and shares, and those of the
- * pending rows, whose #UNALLOCATED amounts stay in them) cut into ranges of
- * RUN_UNIT_PROJECTS project codes. Ranges are taken in the columns' own
+ * (those of its rows as the snapshot saw them, so a project moved or removed
+ * since loses no rows) cut into ranges of RUN_UNIT_PROJECTS project codes of
+ * the project table. Ranges are taken in the columns' own
  * collation, as the consumers compare them, so every key falls in exactly one
  * unit; the first range of a data source is open below (it holds
  * #UNALLOCATED), the last open above. */
@@ -41,7 +41,14 @@ static const sql_step PLAN_STEPS[] = {
      "                   AS n "
      "            FROM project) p WHERE n % " RUN_UNIT_PROJECTS_TEXT " = 0 "
      "      UNION "
-     "      SELECT DISTINCT data_source, NULL FROM run_pending WHERE run_id = $1) u"},
+     /* every data source the run has rows in opens with an unbounded unit,
+      * whatever the live project table says now: those of its direct rows and
+      * pending rows (report_before), and those of the projects its shares went
+      * to (the snapshot's public data) */
+     "      SELECT DISTINCT data_source, NULL FROM report_before WHERE run_id = $1 "
+     "      UNION "
+     "      SELECT DISTINCT p ->> 2, NULL FROM run_public r, "
+     "             json_array_elements(r.body::json -> 'projects') p WHERE r.run_id = $1) u"},
 };
 
 int run_plan_units(run_state *st) {
