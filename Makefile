@@ -93,7 +93,7 @@ clean:
 # `make fuzz` builds build/fuzz/fuzz_fx from the fx sources directly. Run it with
 #   build/fuzz/fuzz_fx -timeout=5 -max_total_time=600 -print_final_stats=1 FRESH_DIR tests/fx/corpus
 # then keep the corpus small: build/fuzz/fuzz_fx -merge=1 tests/fx/corpus FRESH_DIR
-FX_SRC := $(wildcard common/fx*.c)
+FX_SRC := $(wildcard common/fx*.c) common/strbuf.c common/util.c
 .PHONY: fuzz
 fuzz: build/fuzz/fuzz_fx
 build/fuzz/fuzz_fx: tests/fuzz/fuzz_fx.c $(FX_SRC) $(wildcard common/fx*.h)

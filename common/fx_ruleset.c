@@ -7,46 +7,13 @@
 #include <string.h>
 
 #include "fx_internal.h"
+#include "strbuf.h"
+#include "util.h"
 
 struct fx_scratch {
     fx_value *stack;
     size_t cap;
 };
-
-static char *dup_str(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
-/* A growing string for messages of any length (cycle paths). */
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *s) {
-    size_t n = strlen(s);
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n + 1);
-    b->len += n;
-}
 
 /* ------------------------------------------------------------ life cycle */
 
@@ -99,9 +66,9 @@ int fx_ruleset_add_item(fx_ruleset *rs, const char *code, bool is_formula, const
         return -1;
     if (!grow((void **)&rs->items, &rs->cap_items, rs->n_items + 1, sizeof *rs->items))
         return -1;
-    fx_item it = {.code = dup_str(code), .is_formula = is_formula};
+    fx_item it = {.code = util_strdup(code), .is_formula = is_formula};
     if (is_formula)
-        it.text = dup_str(text ? text : "");
+        it.text = util_strdup(text ? text : "");
     if (!it.code || (is_formula && !it.text)) {
         free(it.code);
         free(it.text);
@@ -116,7 +83,7 @@ int fx_ruleset_add_audit(fx_ruleset *rs, const char *code, const char *expr) {
         return -1;
     if (!grow((void **)&rs->audits, &rs->cap_audits, rs->n_audits + 1, sizeof *rs->audits))
         return -1;
-    fx_audit a = {.code = dup_str(code), .text = dup_str(expr ? expr : "")};
+    fx_audit a = {.code = util_strdup(code), .text = util_strdup(expr ? expr : "")};
     if (!a.code || !a.text) {
         free(a.code);
         free(a.text);
@@ -201,7 +168,7 @@ static bool add_error(fx_ruleset *rs, fx_error_source src, const char *code, int
     fx_code_display(code, shown, sizeof shown);
     size_t n = strlen(shown) + strlen(message) + 48;
     char *text = malloc(n);
-    char *c = dup_str(code);
+    char *c = util_strdup(code);
     if (!text || !c ||
         !grow((void **)&rs->errors, &rs->cap_errors, rs->n_errors + 1, sizeof *rs->errors)) {
         free(text);
@@ -464,22 +431,22 @@ static bool report_cycles(fx_ruleset *rs, const graph *g) {
         strbuf b = {0};
         char shown[256];
         fx_code_display(rs->items[s].code, shown, sizeof shown);
-        sb_add(&b, "cycle ");
-        sb_add(&b, shown);
+        strbuf_puts(&b, "cycle ");
+        strbuf_puts(&b, shown);
         for (size_t k = len; k-- > 0;) {
             fx_code_display(rs->items[path[k]].code, shown, sizeof shown);
-            sb_add(&b, " -> ");
-            sb_add(&b, shown);
+            strbuf_puts(&b, " -> ");
+            strbuf_puts(&b, shown);
         }
         fx_code_display(rs->items[s].code, shown, sizeof shown);
-        sb_add(&b, " -> ");
-        sb_add(&b, shown);
+        strbuf_puts(&b, " -> ");
+        strbuf_puts(&b, shown);
         /* the position of s's reference to the next item on the path */
         size_t first_edge = len ? via[path[len - 1]] : back;
         if (b.oom || !add_error(rs, FX_ERROR_ITEM, rs->items[s].code, g->line[first_edge],
-                                g->column[first_edge], b.s)) {
+                                g->column[first_edge], b.data)) {
             if (b.oom)
-                free(b.s);
+                strbuf_free(&b);
             ok = false;
         }
     }

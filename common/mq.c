@@ -5,6 +5,7 @@
 
 #include "backoff.h"
 #include "config.h"
+#include "util.h"
 
 #include <amqp.h>
 #include <amqp_framing.h>
@@ -111,10 +112,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-}
-
-static char *xstrdup(const char *s) {
-    return s ? strdup(s) : NULL;
 }
 
 /* A NUL-terminated malloc'ed copy of b (NULL when out of memory). */
@@ -346,7 +343,7 @@ static int delivery_fill(mq_conn *c, mq_delivery *d, amqp_channel_t ch, uint64_t
     d->len = msg->body.len;
     d->exchange = bytes_dup(exchange);
     d->routing_key = bytes_dup(routing_key);
-    d->queue = xstrdup(queue ? queue : "");
+    d->queue = util_strdup(queue);
     if (!d->body || !d->exchange || !d->routing_key || !d->queue)
         goto oom;
     if (msg->properties._flags & AMQP_BASIC_HEADERS_FLAG) {
@@ -1077,8 +1074,9 @@ int mq_declare_queue(mq_conn *c, const char *name, const mq_queue_opts *opts, ch
     }
     if (opts) {
         d->opts = *opts;
-        d->dl_exchange = xstrdup(opts->dead_letter_exchange);
-        d->dl_key = xstrdup(opts->dead_letter_key);
+        d->dl_exchange =
+            opts->dead_letter_exchange ? util_strdup(opts->dead_letter_exchange) : NULL;
+        d->dl_key = opts->dead_letter_key ? util_strdup(opts->dead_letter_key) : NULL;
         d->opts.dead_letter_exchange = d->dl_exchange;
         d->opts.dead_letter_key = d->dl_key;
     }

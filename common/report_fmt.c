@@ -8,21 +8,6 @@
 
 #include "alloc.h"
 
-int report_fmt_period_valid(const char *s) {
-    if (!s || strlen(s) != 7)
-        return 0;
-    for (int i = 0; i < 7; i++) {
-        if (i == 4) {
-            if (s[i] != '-')
-                return 0;
-        } else if (s[i] < '0' || s[i] > '9') {
-            return 0;
-        }
-    }
-    int month = (s[5] - '0') * 10 + (s[6] - '0');
-    return month >= 1 && month <= 12;
-}
-
 int report_fmt_parse_id(const char *s, int64_t *out) {
     if (!s || !*s)
         return -1;

@@ -11,9 +11,6 @@
 /* Room for any amount report_fmt_* writes, with a sign and separators. */
 #define REPORT_FMT_AMOUNT_MAX 40
 
-/* 1 when s is a period code YYYY-MM with a month 01..12, else 0. */
-int report_fmt_period_valid(const char *s);
-
 /* Parses a run id: decimal digits only, no sign, 1..INT64_MAX. Returns 0 and
  * sets *out, or -1 when s is not such a number. */
 int report_fmt_parse_id(const char *s, int64_t *out);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "report_fmt.h"
+#include "util.h"
 
 typedef struct html_fact {
     char *label, *value;
@@ -49,10 +50,6 @@ struct report_html {
 
 /* ---- building ------------------------------------------------------------- */
 
-static char *dup_str(const char *s) {
-    return strdup(s ? s : "");
-}
-
 /* Makes room for one more element in *items (n used, *cap allocated, each
  * `size` bytes). Returns 0, or -1 when out of memory (*items untouched). */
 static int grow(void **items, size_t n, size_t *cap, size_t size) {
@@ -71,7 +68,7 @@ report_html *report_html_new(const char *title) {
     report_html *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
-    h->title = dup_str(title);
+    h->title = util_strdup(title);
     if (!h->title) {
         free(h);
         return NULL;
@@ -118,7 +115,7 @@ int report_html_add_fact(report_html *h, const char *label, const char *value,
                          report_html_tone tone) {
     if (grow((void **)&h->facts, h->nfacts, &h->cap_facts, sizeof *h->facts) < 0)
         return -1;
-    html_fact f = {dup_str(label), dup_str(value), tone};
+    html_fact f = {util_strdup(label), util_strdup(value), tone};
     if (!f.label || !f.value) {
         free(f.label);
         free(f.value);
@@ -133,12 +130,12 @@ long report_html_add_table(report_html *h, const char *heading, const char *corn
     if (grow((void **)&h->tables, h->ntables, &h->cap_tables, sizeof *h->tables) < 0)
         return -1;
     html_table t = {0};
-    t.heading = dup_str(heading);
-    t.corner = dup_str(corner);
+    t.heading = util_strdup(heading);
+    t.corner = util_strdup(corner);
     t.columns = calloc(ncols ? ncols : 1, sizeof *t.columns);
     int failed = !t.heading || !t.corner || !t.columns;
     for (size_t c = 0; c < ncols && !failed; c++) {
-        t.columns[c] = dup_str(columns[c]);
+        t.columns[c] = util_strdup(columns[c]);
         t.ncols = c + 1;
         failed = !t.columns[c];
     }
@@ -157,7 +154,7 @@ long report_html_add_row(report_html *h, size_t table, const char *name, const c
     html_table *t = &h->tables[table];
     if (grow((void **)&t->rows, t->nrows, &t->cap_rows, sizeof *t->rows) < 0)
         return -1;
-    html_row r = {dup_str(name), code ? strdup(code) : NULL, is_formula != 0,
+    html_row r = {util_strdup(name), code ? strdup(code) : NULL, is_formula != 0,
                   malloc(sizeof *r.cells * (t->ncols ? t->ncols : 1))};
     if (!r.name || (code && !r.code) || !r.cells) {
         free(r.name);
@@ -184,7 +181,7 @@ int report_html_add_chart(report_html *h, size_t table, const char *heading, con
             return -1;
     if (grow((void **)&h->charts, h->ncharts, &h->cap_charts, sizeof *h->charts) < 0)
         return -1;
-    html_chart ch = {table, dup_str(heading), NULL, 0, NULL, 0, ncols};
+    html_chart ch = {table, util_strdup(heading), NULL, 0, NULL, 0, ncols};
     ch.nrows = nrows < REPORT_HTML_CHART_SERIES ? nrows : REPORT_HTML_CHART_SERIES;
     ch.ncols = ncols < REPORT_HTML_CHART_GROUPS ? ncols : REPORT_HTML_CHART_GROUPS;
     ch.rows = malloc(sizeof *ch.rows * (ch.nrows ? ch.nrows : 1));

@@ -8,8 +8,8 @@
 #include "check.h"
 #include "commands.h"
 #include "db.h"
-#include "report_fmt.h"
 #include "review.h"
+#include "util.h"
 
 static const char close_usage[] = "alloc-producer close-period --period P [--force]";
 
@@ -124,7 +124,7 @@ int cmd_close_period(const alloc_config *cfg, int argc, char **argv) {
     }
     if (!period)
         return usage_error(close_usage, "close-period: --period is required");
-    if (!report_fmt_period_valid(period))
+    if (!util_period_valid(period))
         return usage_error(close_usage, "close-period: bad period '%s' (want YYYY-MM)", period);
 
     db_conn *c = review_connect(cfg, "close-period");

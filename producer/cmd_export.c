@@ -18,6 +18,7 @@
 #include "db.h"
 #include "report_fmt.h"
 #include "review.h"
+#include "util.h"
 
 static const char export_usage[] =
     "alloc-producer export --period P [--version V] [--detail] [--run ID] --format csv.gz|xlsx "
@@ -109,7 +110,7 @@ static int parse_args(int argc, char **argv, export_args *a) {
         return usage_error(export_usage, "export: --json goes with --status");
     if (!a->period)
         return usage_error(export_usage, "export: --period is required");
-    if (!report_fmt_period_valid(a->period))
+    if (!util_period_valid(a->period))
         return usage_error(export_usage, "export: bad period '%s' (want YYYY-MM)", a->period);
     if (!a->format)
         return usage_error(export_usage, "export: --format is required (csv.gz or xlsx)");

@@ -13,8 +13,8 @@
 #include "commands.h"
 #include "import_engine.h"
 #include "import_template.h"
-#include "report_fmt.h"
 #include "review.h"
+#include "util.h"
 
 static const char import_usage[] =
     "alloc-producer import --period P --kind ledger|drivers --file F.csv [--dry-run]\n"
@@ -255,7 +255,7 @@ int cmd_import(const alloc_config *cfg, int argc, char **argv) {
                            "import: unknown kind '%s' (want ledger, drivers or ruleset)", kind);
     if (!period)
         return usage_error(import_usage, "import: --period is required");
-    if (!report_fmt_period_valid(period))
+    if (!util_period_valid(period))
         return usage_error(import_usage, "import: bad period '%s' (want YYYY-MM)", period);
 
     char path[4200];

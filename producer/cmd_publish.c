@@ -11,6 +11,7 @@
 #include "db.h"
 #include "report_fmt.h"
 #include "review.h"
+#include "util.h"
 
 static const char publish_usage[] = "alloc-producer publish --period P [--run ID] [--force]";
 
@@ -154,7 +155,7 @@ int cmd_publish(const alloc_config *cfg, int argc, char **argv) {
     }
     if (!period)
         return usage_error(publish_usage, "publish: --period is required");
-    if (!report_fmt_period_valid(period))
+    if (!util_period_valid(period))
         return usage_error(publish_usage, "publish: bad period '%s' (want YYYY-MM)", period);
     int64_t run_id = 0;
     if (run_text && report_fmt_parse_id(run_text, &run_id) < 0)

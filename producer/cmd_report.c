@@ -21,6 +21,7 @@
 #include "report_fmt.h"
 #include "report_html.h"
 #include "review.h"
+#include "util.h"
 
 static const char report_usage[] =
     "alloc-producer report --period P [--version V] [--run ID] [--by data-source|project] "
@@ -937,7 +938,7 @@ int cmd_report(const alloc_config *cfg, int argc, char **argv) {
     }
     if (!t.period)
         return usage_error(report_usage, "report: --period is required");
-    if (!report_fmt_period_valid(t.period))
+    if (!util_period_valid(t.period))
         return usage_error(report_usage, "report: bad period '%s' (want YYYY-MM)", t.period);
     int64_t run_arg = 0;
     if (run_text && report_fmt_parse_id(run_text, &run_arg) < 0)

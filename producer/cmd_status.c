@@ -13,6 +13,7 @@
 #include "db.h"
 #include "report_fmt.h"
 #include "review.h"
+#include "util.h"
 
 static const char status_usage[] = "alloc-producer status [--period P | --run ID] [--json]";
 
@@ -282,7 +283,7 @@ int cmd_status(const alloc_config *cfg, int argc, char **argv) {
     }
     if (period && run_text)
         return usage_error(status_usage, "status: give --period or --run, not both");
-    if (period && !report_fmt_period_valid(period))
+    if (period && !util_period_valid(period))
         return usage_error(status_usage, "status: bad period '%s' (want YYYY-MM)", period);
     int64_t run_id = 0;
     if (run_text && report_fmt_parse_id(run_text, &run_id) < 0)

@@ -25,9 +25,6 @@ int cmd_export(const alloc_config *cfg, int argc, char **argv);
  * (bad or unreadable file, nothing changed) or _RUNTIME. */
 int import_ruleset(const alloc_config *cfg, const char *file);
 
-/* 1 when p is a period code YYYY-MM with a month 01..12. */
-int run_valid_period(const char *p);
-
 /* Prints "alloc-producer: <msg>" and the command's usage line to stderr; returns ALLOC_EXIT_USAGE.
  */
 int usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 /* ---- target tables ------------------------------------------------------------ */
 
 /* A ledger row's data_source must be one a project has (DESIGN.md section 4):
@@ -113,16 +115,6 @@ static void terr(tpl_ctx *cx, const char *fmt, ...) {
         cx->used = cx->used + (size_t)n < cx->len ? cx->used + (size_t)n : cx->len - 1;
 }
 
-static char *dup_str(const char *s) {
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
 /* Rejects keys outside `allowed` (keys starting with '_' are comments). */
 static void check_keys(tpl_ctx *cx, json_t *obj, const char *where, const char *const *allowed) {
     const char *key;
@@ -211,12 +203,12 @@ static char *get_decimal(tpl_ctx *cx, json_t *v, const char *where, const char *
             return NULL;
         }
     } else if (json_is_string(v) && is_decimal(json_string_value(v))) {
-        return dup_str(json_string_value(v));
+        return util_strdup(json_string_value(v));
     } else {
         terr(cx, "%s: %s must be a number", where, key);
         return NULL;
     }
-    return dup_str(buf);
+    return util_strdup(buf);
 }
 
 static int valid_sql_name(const char *s) {
@@ -392,11 +384,11 @@ static void parse_column(tpl_ctx *cx, json_t *obj, import_column *col, const cha
         terr(cx, "%s: name \"%s\" must be a lower-case SQL name ([a-z_][a-z0-9_]*)", where, name);
     else if (name && !strcmp(name, "line_no"))
         terr(cx, "%s: name line_no is reserved (the staging table's line number)", where);
-    col->name = dup_str(name ? name : "");
+    col->name = util_strdup(name ? name : "");
     const char *header = get_string(cx, obj, "header", where, 0);
     if (header && !*header)
         terr(cx, "%s: header must not be empty", where);
-    col->header = dup_str(header ? header : col->name);
+    col->header = util_strdup(header ? header : col->name);
     get_string(cx, obj, "description", where, 0);
 
     const char *type = get_string(cx, obj, "type", where, 0);
@@ -443,12 +435,12 @@ static void parse_column(tpl_ctx *cx, json_t *obj, import_column *col, const cha
                 json_t *v = json_array_get(allowed, i);
                 if (!json_is_string(v))
                     terr(cx, "%s: allowed[%zu] must be a string", where, i);
-                col->allowed[i] = dup_str(json_is_string(v) ? json_string_value(v) : "");
+                col->allowed[i] = util_strdup(json_is_string(v) ? json_string_value(v) : "");
             }
         }
     }
     const char *pattern = get_string(cx, obj, "pattern", where, 0);
-    col->pattern = dup_str(pattern);
+    col->pattern = pattern ? util_strdup(pattern) : NULL;
 
     const char *bounds[] = {"min", "max"};
     for (int b = 0; b < 2; b++) {
@@ -527,7 +519,7 @@ static void parse_mapping(tpl_ctx *cx, json_t *mapping, import_template *t) {
             json_t *c = json_object_get(v, "const");
             m->kind = IMPORT_MAP_CONST;
             if (json_is_string(c)) {
-                m->value = dup_str(json_string_value(c));
+                m->value = util_strdup(json_string_value(c));
             } else if (json_is_number(c)) {
                 m->value = get_decimal(cx, c, "mapping", key);
             } else if (!json_is_null(c)) {
@@ -640,7 +632,7 @@ static import_template *parse_root(tpl_ctx *cx, json_t *root) {
         terr(cx, "out of memory");
         return NULL;
     }
-    t->origin = dup_str(cx->origin);
+    t->origin = util_strdup(cx->origin);
     t->delimiter = ',';
     if (!json_is_object(root)) {
         terr(cx, "the template must be a JSON object");
@@ -648,9 +640,9 @@ static import_template *parse_root(tpl_ctx *cx, json_t *root) {
     }
     check_keys(cx, root, "template", top_keys);
     const char *name = get_string(cx, root, "name", "template", 1);
-    t->name = dup_str(name ? name : "");
+    t->name = util_strdup(name ? name : "");
     const char *description = get_string(cx, root, "description", "template", 0);
-    t->description = dup_str(description ? description : "");
+    t->description = util_strdup(description ? description : "");
 
     const char *target = get_string(cx, root, "target", "template", 0);
     if (target && !strcmp(target, "allocation_driver"))
@@ -752,7 +744,7 @@ import_template *import_template_builtin(import_target target, char *errbuf, siz
     import_template *t = import_template_parse(json, strlen(json), "built-in", errbuf, errlen);
     if (t) {
         free(t->origin);
-        t->origin = dup_str("built-in");
+        t->origin = util_strdup("built-in");
     }
     return t;
 }

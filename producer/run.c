@@ -33,6 +33,7 @@
 #include "run_stages.h"
 #include "run_state.h"
 #include "run_wait.h"
+#include "util.h"
 #include <jansson.h>
 
 #define RUN_USAGE                                                                                  \
@@ -56,16 +57,6 @@ static int parse_long(const char *s, long min, long *out) {
         return -1;
     *out = v;
     return 0;
-}
-
-int run_valid_period(const char *p) {
-    if (strlen(p) != 7 || p[4] != '-')
-        return 0;
-    for (int i = 0; i < 7; i++)
-        if (i != 4 && (p[i] < '0' || p[i] > '9'))
-            return 0;
-    int month = (p[5] - '0') * 10 + (p[6] - '0');
-    return month >= 1 && month <= 12;
 }
 
 /* ---- loading a registered run (run after its snapshot, or resume) ------------- */
@@ -225,7 +216,7 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
             return usage_error(RUN_USAGE, "%s: missing value or unknown option", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--period")) {
-            if (!run_valid_period(v))
+            if (!util_period_valid(v))
                 return usage_error(RUN_USAGE, "--period %s: expected YYYY-MM", v);
             o.period = v;
         } else if (!strcmp(a, "--timeout")) {

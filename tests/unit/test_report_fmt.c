@@ -10,16 +10,6 @@ static const char *str(const char *s) {
     return s;
 }
 
-static void period_codes_are_checked(void) {
-    CHECK(report_fmt_period_valid("2024-01"), "2024-01 is a period");
-    CHECK(report_fmt_period_valid("1999-12"), "1999-12 is a period");
-    const char *bad[] = {"2024-00", "2024-13",  "2024-1", "2024/01",
-                         "24-01",   "2024-01x", "",       "abcd-ef"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECK(!report_fmt_period_valid(bad[i]), "'%s' is not a period", bad[i]);
-    CHECK(!report_fmt_period_valid(NULL), "NULL is not a period");
-}
-
 static void run_ids_are_positive_integers(void) {
     int64_t id = 0;
     CHECK(report_fmt_parse_id("42", &id) == 0, "42 parses");
@@ -157,7 +147,7 @@ static void checksum_lines_hash_as_specified(void) {
     report_fmt_sha256_free(h);
 }
 
-TEST_MAIN(TEST(period_codes_are_checked), TEST(run_ids_are_positive_integers),
-          TEST(amounts_have_two_decimals_and_no_negative_zero), TEST(thousands_separators),
-          TEST(csv_fields_are_quoted_when_needed), TEST(json_strings_are_escaped),
-          TEST(display_width_and_padding), TEST(checksum_lines_hash_as_specified))
+TEST_MAIN(TEST(run_ids_are_positive_integers), TEST(amounts_have_two_decimals_and_no_negative_zero),
+          TEST(thousands_separators), TEST(csv_fields_are_quoted_when_needed),
+          TEST(json_strings_are_escaped), TEST(display_width_and_padding),
+          TEST(checksum_lines_hash_as_specified))

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "gen_load.h"
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -74,16 +75,6 @@ static int parse_scale(const char *s, double *out) {
     return 0;
 }
 
-static int valid_period(const char *s) {
-    if (!s || strlen(s) != 7 || s[4] != '-')
-        return 0;
-    for (int i = 0; i < 7; i++)
-        if (i != 4 && (s[i] < '0' || s[i] > '9'))
-            return 0;
-    int month = (s[5] - '0') * 10 + (s[6] - '0');
-    return month >= 1 && month <= 12;
-}
-
 static int valid_name(const char *s) {
     if (!s || !*s || strlen(s) > 63)
         return 0;
@@ -119,7 +110,7 @@ int main(int argc, char **argv) {
                 return usage_error("--scale wants a number in (0, 100]");
             i++;
         } else if (!strcmp(a, "--period")) {
-            if (!valid_period(v))
+            if (!util_period_valid(v))
                 return usage_error("--period wants YYYY-MM");
             opt.period = v;
             i++;
