@@ -431,16 +431,16 @@ static bool report_cycles(fx_ruleset *rs, const graph *g) {
         strbuf b = {0};
         char shown[256];
         fx_code_display(rs->items[s].code, shown, sizeof shown);
-        strbuf_puts(&b, "cycle ");
-        strbuf_puts(&b, shown);
+        strbuf_addstr(&b, "cycle ");
+        strbuf_addstr(&b, shown);
         for (size_t k = len; k-- > 0;) {
             fx_code_display(rs->items[path[k]].code, shown, sizeof shown);
-            strbuf_puts(&b, " -> ");
-            strbuf_puts(&b, shown);
+            strbuf_addstr(&b, " -> ");
+            strbuf_addstr(&b, shown);
         }
         fx_code_display(rs->items[s].code, shown, sizeof shown);
-        strbuf_puts(&b, " -> ");
-        strbuf_puts(&b, shown);
+        strbuf_addstr(&b, " -> ");
+        strbuf_addstr(&b, shown);
         /* the position of s's reference to the next item on the path */
         size_t first_edge = len ? via[path[len - 1]] : back;
         if (b.oom || !add_error(rs, FX_ERROR_ITEM, rs->items[s].code, g->line[first_edge],

@@ -59,7 +59,7 @@ void strbuf_added(strbuf *b, size_t n) {
     b->data[b->len] = '\0';
 }
 
-void strbuf_append(strbuf *b, const void *p, size_t n) {
+void strbuf_add(strbuf *b, const void *p, size_t n) {
     if (strbuf_reserve(b, n) < 0)
         return;
     if (n)
@@ -67,11 +67,11 @@ void strbuf_append(strbuf *b, const void *p, size_t n) {
     strbuf_added(b, n);
 }
 
-void strbuf_puts(strbuf *b, const char *s) {
-    strbuf_append(b, s, strlen(s));
+void strbuf_addstr(strbuf *b, const char *s) {
+    strbuf_add(b, s, strlen(s));
 }
 
-void strbuf_printf(strbuf *b, const char *fmt, ...) {
+void strbuf_addf(strbuf *b, const char *fmt, ...) {
     if (b->oom)
         return;
     va_list ap;

@@ -35,13 +35,13 @@ size_t strbuf_room(const strbuf *b);
 void strbuf_added(strbuf *b, size_t n);
 
 /* Appends n bytes of p (sets oom when it cannot). */
-void strbuf_append(strbuf *b, const void *p, size_t n);
+void strbuf_add(strbuf *b, const void *p, size_t n);
 
 /* Appends the string s. */
-void strbuf_puts(strbuf *b, const char *s);
+void strbuf_addstr(strbuf *b, const char *s);
 
 /* Appends printf-formatted text (sets oom when it cannot). */
-void strbuf_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_addf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Hands the text over: returns data (never NULL: "" for an empty buffer) for
  * the caller to free, and leaves the buffer empty. Returns NULL, freeing the

@@ -22,6 +22,7 @@
 #include "csv.h"
 #include "report_fmt.h"
 #include "review.h"
+#include "strbuf.h"
 
 /* Errors kept for printing: the first IMPORT_MAX_ERRORS_SHOWN of each pass, so
  * the first IMPORT_MAX_ERRORS_SHOWN by line over all passes are among them. */
@@ -139,51 +140,14 @@ static void show_value(char *out, size_t outlen, const char *v) {
 
 /* ---- SQL text builder --------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sbuf *b, const char *fmt, ...) {
-    if (b->oom)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = 1;
-        return;
-    }
-    size_t need = b->len + (size_t)n + 1;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < need)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
 /* Appends s as an SQL string literal. */
-static void sb_lit(sbuf *b, PGconn *pg, const char *s) {
+static void sb_lit(strbuf *b, PGconn *pg, const char *s) {
     char *q = PQescapeLiteral(pg, s, strlen(s));
     if (!q) {
         b->oom = 1;
         return;
     }
-    sb_add(b, "%s", q);
+    strbuf_addstr(b, q);
     PQfreemem(q);
 }
 
@@ -203,7 +167,7 @@ typedef struct import_job {
     size_t n_fields;
     int64_t header_line;
     int64_t rows, skipped;
-    sbuf notes; /* what pre_sql and post_sql did, printed after the commit */
+    strbuf notes; /* what pre_sql and post_sql did, printed after the commit */
 } import_job;
 
 /* A failed statement of the template's own SQL (pre_sql, post_sql, a mapping
@@ -258,7 +222,7 @@ static int run_steps(import_job *j, const import_sql *steps, size_t n, const cha
                                      steps[i].uses_period ? params : NULL, NULL, NULL, 0);
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COMMAND_OK) {
-            sb_add(&j->notes, "template %s: %s: %s\n", j->t->name, what, PQcmdStatus(res));
+            strbuf_addf(&j->notes, "template %s: %s: %s\n", j->t->name, what, PQcmdStatus(res));
             PQclear(res);
             continue;
         }
@@ -393,28 +357,28 @@ static int read_header(import_job *j, csv_reader *r) {
 static int load_rows(import_job *j, csv_reader *r) {
     const import_template *t = j->t;
     db_error err;
-    sbuf q = {0};
-    sb_add(&q, "CREATE TEMP TABLE import_stage (line_no bigint NOT NULL");
+    strbuf q = {0};
+    strbuf_addf(&q, "CREATE TEMP TABLE import_stage (line_no bigint NOT NULL");
     for (size_t i = 0; i < t->n_columns; i++)
-        sb_add(&q, ", \"%s\" text", t->columns[i].name);
-    sb_add(&q, ") ON COMMIT DROP");
+        strbuf_addf(&q, ", \"%s\" text", t->columns[i].name);
+    strbuf_addf(&q, ") ON COMMIT DROP");
     if (q.oom) {
-        free(q.p);
+        strbuf_free(&q);
         fprintf(stderr, "alloc-producer: import: out of memory\n");
         return ALLOC_EXIT_RUNTIME;
     }
-    if (db_exec(j->c, q.p, &err) < 0) {
-        free(q.p);
+    if (db_exec(j->c, q.data, &err) < 0) {
+        strbuf_free(&q);
         return review_fail("import", "creating the staging table", &err);
     }
     q.len = 0;
-    sb_add(&q, "COPY import_stage (line_no");
+    strbuf_addf(&q, "COPY import_stage (line_no");
     for (size_t f = 0; f < j->n_fields; f++)
         if (j->field_col[f] >= 0)
-            sb_add(&q, ", \"%s\"", t->columns[j->field_col[f]].name);
-    sb_add(&q, ") FROM STDIN");
-    int rc = q.oom ? -1 : db_copy_in_begin(j->c, q.p, &err);
-    free(q.p);
+            strbuf_addf(&q, ", \"%s\"", t->columns[j->field_col[f]].name);
+    strbuf_addf(&q, ") FROM STDIN");
+    int rc = q.oom ? -1 : db_copy_in_begin(j->c, q.data, &err);
+    strbuf_free(&q);
     if (rc < 0)
         return review_fail("import", "starting the COPY into the staging table", &err);
 
@@ -513,76 +477,78 @@ static int collect_errors(import_job *j, const char *sql, int with_period, db_er
 
 /* Appends the WHEN branches that check a numeric value v (text in the staging
  * table, numeric in import_rows) for its scale and numeric(18,scale) range. */
-static void sb_numeric_checks(sbuf *q, const char *v, int scale, const char *cast) {
+static void sb_numeric_checks(strbuf *q, const char *v, int scale, const char *cast) {
     if (scale == 0)
-        sb_add(q, " WHEN %s%s <> round(%s%s) THEN 'is not a whole number'", v, cast, v, cast);
+        strbuf_addf(q, " WHEN %s%s <> round(%s%s) THEN 'is not a whole number'", v, cast, v, cast);
     else
-        sb_add(q, " WHEN %s%s <> round(%s%s, %d) THEN 'has more than %d decimal%s'", v, cast, v,
-               cast, scale, scale, scale == 1 ? "" : "s");
-    sb_add(q, " WHEN abs(%s%s) >= 1e%d THEN 'is too large for numeric(18,%d)'", v, cast, 18 - scale,
-           scale);
+        strbuf_addf(q, " WHEN %s%s <> round(%s%s, %d) THEN 'has more than %d decimal%s'", v, cast,
+                    v, cast, scale, scale, scale == 1 ? "" : "s");
+    strbuf_addf(q, " WHEN abs(%s%s) >= 1e%d THEN 'is too large for numeric(18,%d)'", v, cast,
+                18 - scale, scale);
 }
 
 /* The CASE expression checking a source column (in the row alias a), or
  * nothing when the column has nothing to check. Returns 1 when written. */
-static int sb_column_case(sbuf *q, PGconn *pg, const import_column *col) {
+static int sb_column_case(strbuf *q, PGconn *pg, const import_column *col) {
     int has = col->non_empty || col->type != IMPORT_TYPE_TEXT || col->allowed || col->pattern ||
               col->max_length;
     if (!has)
         return 0;
     char v[80];
     snprintf(v, sizeof v, "a.\"%s\"", col->name);
-    sb_add(q, "CASE WHEN %s IS NULL THEN %s", v,
-           col->non_empty ? "'is empty: a value is required'" : "NULL::text");
+    strbuf_addf(q, "CASE WHEN %s IS NULL THEN %s", v,
+                col->non_empty ? "'is empty: a value is required'" : "NULL::text");
     switch (col->type) {
     case IMPORT_TYPE_AMOUNT:
     case IMPORT_TYPE_NUMBER:
-        sb_add(q,
-               " WHEN length(%s) > 40 OR %s !~ '^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)$'"
-               " THEN 'is not a number'",
-               v, v);
+        strbuf_addf(q,
+                    " WHEN length(%s) > 40 OR %s !~ '^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)$'"
+                    " THEN 'is not a number'",
+                    v, v);
         sb_numeric_checks(q, v, col->scale, "::numeric");
         break;
     case IMPORT_TYPE_INTEGER:
-        sb_add(q,
-               " WHEN length(%s) > 40 OR %s !~ '^[+-]?[0-9]+$' THEN 'is not an integer'"
-               " WHEN abs(%s::numeric) > 9223372036854775807 THEN 'is too large for an integer'",
-               v, v, v);
+        strbuf_addf(
+            q,
+            " WHEN length(%s) > 40 OR %s !~ '^[+-]?[0-9]+$' THEN 'is not an integer'"
+            " WHEN abs(%s::numeric) > 9223372036854775807 THEN 'is too large for an integer'",
+            v, v, v);
         break;
     case IMPORT_TYPE_PERIOD:
-        sb_add(q, " WHEN %s !~ '^[0-9]{4}-(0[1-9]|1[0-2])$' THEN 'is not a period (YYYY-MM)'", v);
+        strbuf_addf(q, " WHEN %s !~ '^[0-9]{4}-(0[1-9]|1[0-2])$' THEN 'is not a period (YYYY-MM)'",
+                    v);
         break;
     case IMPORT_TYPE_TEXT:
         break;
     }
     if (col->max_length)
-        sb_add(q, " WHEN length(%s) > %ld THEN 'is longer than %ld characters'", v, col->max_length,
-               col->max_length);
+        strbuf_addf(q, " WHEN length(%s) > %ld THEN 'is longer than %ld characters'", v,
+                    col->max_length, col->max_length);
     if (col->allowed) {
-        sb_add(q, " WHEN %s <> ALL (ARRAY[", v);
-        sbuf list = {0};
+        strbuf_addf(q, " WHEN %s <> ALL (ARRAY[", v);
+        strbuf list = {0};
         for (size_t k = 0; k < col->n_allowed; k++) {
-            sb_add(q, "%s", k ? ", " : "");
+            strbuf_addf(q, "%s", k ? ", " : "");
             sb_lit(q, pg, col->allowed[k]);
-            sb_add(&list, "%s%s", k ? ", " : "", col->allowed[k]);
+            strbuf_addf(&list, "%s%s", k ? ", " : "", col->allowed[k]);
         }
-        sb_add(q, "]::text[]) THEN ");
-        sb_add(&list, "%s", "");
+        strbuf_addf(q, "]::text[]) THEN ");
+        strbuf_addf(&list, "%s", "");
         char *msg = NULL;
-        if (!list.oom && list.p) {
-            size_t n = strlen(list.p) + 32;
+        if (!list.oom && list.data) {
+            size_t n = strlen(list.data) + 32;
             msg = malloc(n);
             if (msg)
-                snprintf(msg, n, "is not one of: %s", list.p);
+                snprintf(msg, n, "is not one of: %s", list.data);
         }
         sb_lit(q, pg, msg ? msg : "is not an allowed value");
         free(msg);
-        free(list.p);
+        strbuf_free(&list);
     }
     if (col->pattern) {
-        sb_add(q, " WHEN %s !~ ", v);
+        strbuf_addf(q, " WHEN %s !~ ", v);
         sb_lit(q, pg, col->pattern);
-        sb_add(q, " THEN ");
+        strbuf_addf(q, " THEN ");
         size_t n = strlen(col->pattern) + 32;
         char *msg = malloc(n);
         if (msg)
@@ -591,12 +557,12 @@ static int sb_column_case(sbuf *q, PGconn *pg, const import_column *col) {
         free(msg);
     }
     if (col->min)
-        sb_add(q, " WHEN %s::numeric < %s THEN 'is less than the minimum %s'", v, col->min,
-               col->min);
+        strbuf_addf(q, " WHEN %s::numeric < %s THEN 'is less than the minimum %s'", v, col->min,
+                    col->min);
     if (col->max)
-        sb_add(q, " WHEN %s::numeric > %s THEN 'is more than the maximum %s'", v, col->max,
-               col->max);
-    sb_add(q, " END");
+        strbuf_addf(q, " WHEN %s::numeric > %s THEN 'is more than the maximum %s'", v, col->max,
+                    col->max);
+    strbuf_addf(q, " END");
     return 1;
 }
 
@@ -607,57 +573,58 @@ typedef struct row_check {
     size_t pos;
     const char *label;
     char value[96];
-    sbuf expr;
+    strbuf expr;
 } row_check;
 
 /* Appends "SELECT line_no, pos, label, value, problem" over the rows of
  * rows_sql that fail a check, one row per failed check. The rows are first
  * filtered on coalesce(checks) so that a good row costs one evaluation of its
  * checks and no lateral rows. */
-static void sb_check_rows(sbuf *q, PGconn *pg, const char *rows_sql, const row_check *checks,
+static void sb_check_rows(strbuf *q, PGconn *pg, const char *rows_sql, const row_check *checks,
                           size_t n) {
     if (n == 0) {
-        sb_add(q, "SELECT NULL::bigint AS line_no, 0::bigint AS pos, NULL::text AS label, "
-                  "NULL::text AS value, NULL::text AS problem WHERE false");
+        strbuf_addf(q, "SELECT NULL::bigint AS line_no, 0::bigint AS pos, NULL::text AS label, "
+                       "NULL::text AS value, NULL::text AS problem WHERE false");
         return;
     }
-    sb_add(q,
-           "SELECT a.line_no, e.pos, e.label, e.value, e.problem FROM (SELECT * FROM %s a "
-           "WHERE coalesce(",
-           rows_sql);
+    strbuf_addf(q,
+                "SELECT a.line_no, e.pos, e.label, e.value, e.problem FROM (SELECT * FROM %s a "
+                "WHERE coalesce(",
+                rows_sql);
     for (size_t i = 0; i < n; i++)
-        sb_add(q, "%s%s", i ? ", " : "", checks[i].expr.p ? checks[i].expr.p : "NULL");
-    sb_add(q, ") IS NOT NULL) a CROSS JOIN LATERAL (VALUES ");
+        strbuf_addf(q, "%s%s", i ? ", " : "", checks[i].expr.data ? checks[i].expr.data : "NULL");
+    strbuf_addf(q, ") IS NOT NULL) a CROSS JOIN LATERAL (VALUES ");
     for (size_t i = 0; i < n; i++) {
-        sb_add(q, "%s(%zu::bigint, ", i ? ", " : "", checks[i].pos);
+        strbuf_addf(q, "%s(%zu::bigint, ", i ? ", " : "", checks[i].pos);
         sb_lit(q, pg, checks[i].label);
-        sb_add(q, "::text, %s, %s)", checks[i].value, checks[i].expr.p ? checks[i].expr.p : "NULL");
+        strbuf_addf(q, "::text, %s, %s)", checks[i].value,
+                    checks[i].expr.data ? checks[i].expr.data : "NULL");
     }
-    sb_add(q, ") AS e(pos, label, value, problem) WHERE e.problem IS NOT NULL");
+    strbuf_addf(q, ") AS e(pos, label, value, problem) WHERE e.problem IS NOT NULL");
 }
 
 static void free_checks(row_check *checks, size_t n) {
     for (size_t i = 0; i < n; i++)
-        free(checks[i].expr.p);
+        strbuf_free(&checks[i].expr);
     free(checks);
 }
 
 /* Appends "UNION ALL SELECT ..." finding the rows of `table` that repeat the
  * key (cols, n) of an earlier row; errors go under `label`, showing `value_col`. */
-static void sb_duplicates(sbuf *q, PGconn *pg, const char *table, const char *const *cols, size_t n,
-                          const char *value_col, const char *label, const char *key_desc,
+static void sb_duplicates(strbuf *q, PGconn *pg, const char *table, const char *const *cols,
+                          size_t n, const char *value_col, const char *label, const char *key_desc,
                           size_t pos) {
-    sb_add(q, " UNION ALL SELECT line_no, %zu, ", pos);
+    strbuf_addf(q, " UNION ALL SELECT line_no, %zu, ", pos);
     sb_lit(q, pg, label);
-    sb_add(q, ", value, 'repeats line ' || first_line || ");
+    strbuf_addf(q, ", value, 'repeats line ' || first_line || ");
     char desc[300];
     snprintf(desc, sizeof desc, " (the same %s)", key_desc);
     sb_lit(q, pg, desc);
-    sb_add(q, " FROM (SELECT line_no, %s::text AS value, min(line_no) OVER (PARTITION BY ",
-           value_col);
+    strbuf_addf(q, " FROM (SELECT line_no, %s::text AS value, min(line_no) OVER (PARTITION BY ",
+                value_col);
     for (size_t k = 0; k < n; k++)
-        sb_add(q, "%s%s", k ? ", " : "", cols[k]);
-    sb_add(q, ") AS first_line FROM %s) d WHERE line_no <> first_line", table);
+        strbuf_addf(q, "%s%s", k ? ", " : "", cols[k]);
+    strbuf_addf(q, ") AS first_line FROM %s) d WHERE line_no <> first_line", table);
 }
 
 /* Checks the staged values against the source columns and the unique keys,
@@ -678,7 +645,7 @@ static int validate_source(import_job *j) {
             continue;
         row_check *ck = &checks[n];
         if (!sb_column_case(&ck->expr, pg, &t->columns[i])) {
-            free(ck->expr.p);
+            strbuf_free(&ck->expr);
             memset(ck, 0, sizeof *ck);
             continue;
         }
@@ -687,9 +654,9 @@ static int validate_source(import_job *j) {
         snprintf(ck->value, sizeof ck->value, "a.\"%s\"", t->columns[i].name);
         n++;
     }
-    sbuf q = {0};
-    sb_add(&q, "CREATE TEMP TABLE import_errors ON COMMIT DROP AS "
-               "SELECT line_no, pos, label, value, problem FROM (");
+    strbuf q = {0};
+    strbuf_addf(&q, "CREATE TEMP TABLE import_errors ON COMMIT DROP AS "
+                    "SELECT line_no, pos, label, value, problem FROM (");
     sb_check_rows(&q, pg, "import_stage", checks, n);
     int oom = 0;
     for (size_t i = 0; i < n; i++)
@@ -715,15 +682,15 @@ static int validate_source(import_job *j) {
         sb_duplicates(&q, pg, "import_stage", cols, nk, names[nk - 1], j->label[last], desc,
                       t->n_columns + u);
     }
-    sb_add(&q, ") x");
+    strbuf_addf(&q, ") x");
     if (q.oom || oom) {
-        free(q.p);
+        strbuf_free(&q);
         fprintf(stderr, "alloc-producer: import: out of memory\n");
         return ALLOC_EXIT_RUNTIME;
     }
     db_error err;
-    int rc = db_exec(j->c, q.p, &err);
-    free(q.p);
+    int rc = db_exec(j->c, q.data, &err);
+    strbuf_free(&q);
     if (rc < 0)
         /* The patterns are the template's: a bad one fails here. */
         return template_step_failed(j, "checking the values", &err);
@@ -755,60 +722,60 @@ static int map_rows(import_job *j) {
     PGconn *pg = db_pg(j->c);
     size_t n;
     const import_target_column *tc = import_target_columns(t->target, &n);
-    sbuf q = {0};
-    sb_add(&q, "CREATE TEMP TABLE import_rows (line_no bigint NOT NULL");
+    strbuf q = {0};
+    strbuf_addf(&q, "CREATE TEMP TABLE import_rows (line_no bigint NOT NULL");
     for (size_t i = 0; i < n; i++)
-        sb_add(&q, ", %s %s", tc[i].name, tc[i].type == IMPORT_TYPE_TEXT ? "text" : "numeric");
-    sb_add(&q, ") ON COMMIT DROP");
+        strbuf_addf(&q, ", %s %s", tc[i].name, tc[i].type == IMPORT_TYPE_TEXT ? "text" : "numeric");
+    strbuf_addf(&q, ") ON COMMIT DROP");
     db_error err;
-    if (q.oom || db_exec(j->c, q.p, &err) < 0) {
-        free(q.p);
+    if (q.oom || db_exec(j->c, q.data, &err) < 0) {
+        strbuf_free(&q);
         return q.oom ? ALLOC_EXIT_RUNTIME : review_fail("import", "creating import_rows", &err);
     }
     q.len = 0;
-    sb_add(&q, "INSERT INTO import_rows (line_no");
+    strbuf_addf(&q, "INSERT INTO import_rows (line_no");
     for (size_t i = 0; i < n; i++)
-        sb_add(&q, ", %s", tc[i].name);
-    sb_add(&q, ") SELECT s.line_no");
+        strbuf_addf(&q, ", %s", tc[i].name);
+    strbuf_addf(&q, ") SELECT s.line_no");
     for (size_t i = 0; i < n; i++) {
         const import_mapping *m = &t->mapping[i];
         const char *type = tc[i].type == IMPORT_TYPE_TEXT ? "text" : "numeric";
         int is_period = !strcmp(tc[i].name, "period_code");
-        sb_add(&q, ", %s", is_period ? "coalesce(" : "");
+        strbuf_addf(&q, ", %s", is_period ? "coalesce(" : "");
         switch (m->kind) {
         case IMPORT_MAP_NONE:
-            sb_add(&q, "NULL::%s", type);
+            strbuf_addf(&q, "NULL::%s", type);
             break;
         case IMPORT_MAP_COLUMN:
-            sb_add(&q, "s.\"%s\"::%s", t->columns[m->column].name, type);
+            strbuf_addf(&q, "s.\"%s\"::%s", t->columns[m->column].name, type);
             break;
         case IMPORT_MAP_CONST:
             if (m->value) {
                 sb_lit(&q, pg, m->value);
-                sb_add(&q, "::%s", type);
+                strbuf_addf(&q, "::%s", type);
             } else {
-                sb_add(&q, "NULL::%s", type);
+                strbuf_addf(&q, "NULL::%s", type);
             }
             break;
         case IMPORT_MAP_SQL:
-            sb_add(&q, "(%s)::%s", m->value, type);
+            strbuf_addf(&q, "(%s)::%s", m->value, type);
             break;
         }
-        sb_add(&q, "%s", is_period ? ", $1::text)" : "");
+        strbuf_addf(&q, "%s", is_period ? ", $1::text)" : "");
     }
-    sb_add(&q, " FROM (SELECT line_no");
+    strbuf_addf(&q, " FROM (SELECT line_no");
     for (size_t i = 0; i < t->n_columns; i++)
-        sb_add(&q, ", \"%s\"::%s AS \"%s\"", t->columns[i].name, sql_type(t->columns[i].type),
-               t->columns[i].name);
-    sb_add(&q, " FROM import_stage st WHERE NOT EXISTS (SELECT 1 FROM import_errors e "
-               "WHERE e.line_no = st.line_no)) s WHERE $1::text IS NOT NULL");
+        strbuf_addf(&q, ", \"%s\"::%s AS \"%s\"", t->columns[i].name, sql_type(t->columns[i].type),
+                    t->columns[i].name);
+    strbuf_addf(&q, " FROM import_stage st WHERE NOT EXISTS (SELECT 1 FROM import_errors e "
+                    "WHERE e.line_no = st.line_no)) s WHERE $1::text IS NOT NULL");
     if (q.oom) {
-        free(q.p);
+        strbuf_free(&q);
         return ALLOC_EXIT_RUNTIME;
     }
     const char *params[] = {j->req->period};
-    int64_t rc = db_exec_params(j->c, q.p, 1, params, &err);
-    free(q.p);
+    int64_t rc = db_exec_params(j->c, q.data, 1, params, &err);
+    strbuf_free(&q);
     if (rc < 0)
         return template_step_failed(j, "mapping the rows", &err);
     return ALLOC_EXIT_OK;
@@ -829,68 +796,71 @@ static int validate_target(import_job *j) {
     for (size_t i = 0; i < n; i++) {
         const char *name = tc[i].name;
         row_check *ck = &checks[i];
-        sbuf *e = &ck->expr;
+        strbuf *e = &ck->expr;
         ck->pos = i;
         ck->label = target_label(j, i, labels[i], sizeof labels[i]);
         snprintf(ck->value, sizeof ck->value, "a.%s::text", name);
-        sb_add(e, "CASE WHEN a.%s IS NULL THEN ", name);
+        strbuf_addf(e, "CASE WHEN a.%s IS NULL THEN ", name);
         if (tc[i].not_null) {
             char msg[128];
             snprintf(msg, sizeof msg, "is empty: a value is required (%s.%s is NOT NULL)", table,
                      name);
             sb_lit(e, pg, msg);
         } else {
-            sb_add(e, "NULL::text");
+            strbuf_addf(e, "NULL::text");
         }
         if (!strcmp(name, "period_code"))
-            sb_add(e, " WHEN a.period_code <> $1::text THEN 'is not the period being imported (' "
-                      "|| $1::text || ')'");
+            strbuf_addf(e,
+                        " WHEN a.period_code <> $1::text THEN 'is not the period being imported (' "
+                        "|| $1::text || ')'");
         if (tc[i].project_ref)
-            sb_add(e, " WHEN NOT a.known_project THEN 'is not a known project'");
+            strbuf_addf(e, " WHEN NOT a.known_project THEN 'is not a known project'");
         if (!drivers && !strcmp(name, "data_source"))
-            sb_add(e, " WHEN a.data_source LIKE '#%%' THEN 'starts with # (such codes are "
-                      "reserved)'");
+            strbuf_addf(e, " WHEN a.data_source LIKE '#%%' THEN 'starts with # (such codes are "
+                           "reserved)'");
         if (tc[i].data_source_ref)
-            sb_add(e,
-                   " WHEN NOT a.known_%s THEN 'is not a known data source "
-                   "(no project has it)'",
-                   name);
+            strbuf_addf(e,
+                        " WHEN NOT a.known_%s THEN 'is not a known data source "
+                        "(no project has it)'",
+                        name);
         if (drivers && !strcmp(name, "driver"))
-            sb_add(e, " WHEN a.driver = 'equal' THEN 'is the built-in driver of equal weights: "
-                      "it takes no values'");
+            strbuf_addf(e,
+                        " WHEN a.driver = 'equal' THEN 'is the built-in driver of equal weights: "
+                        "it takes no values'");
         if (tc[i].type != IMPORT_TYPE_TEXT) {
             char v[64];
             snprintf(v, sizeof v, "a.%s", name);
             if (drivers)
-                sb_add(e, " WHEN %s < 0 THEN 'is negative (driver values are >= 0)'", v);
+                strbuf_addf(e, " WHEN %s < 0 THEN 'is negative (driver values are >= 0)'", v);
             sb_numeric_checks(e, v, tc[i].scale, "");
         }
-        sb_add(e, " END");
+        strbuf_addf(e, " END");
         oom |= e->oom;
     }
     /* The rows with known_project and, per data_source_ref column, known_<name>:
      * hash joins against project and its distinct data sources (a few thousand
      * rows), so a file of millions of rows costs one scan, not a lookup per row. */
-    sbuf rows = {0};
-    sb_add(&rows, "(SELECT r.*, p.project_code IS NOT NULL AS known_project");
+    strbuf rows = {0};
+    strbuf_addf(&rows, "(SELECT r.*, p.project_code IS NOT NULL AS known_project");
     for (size_t i = 0; i < n; i++)
         if (tc[i].data_source_ref)
-            sb_add(&rows, ", ds%zu.data_source IS NOT NULL AS known_%s", i, tc[i].name);
-    sb_add(&rows, " FROM import_rows r LEFT JOIN project p ON p.project_code = r.project_code");
+            strbuf_addf(&rows, ", ds%zu.data_source IS NOT NULL AS known_%s", i, tc[i].name);
+    strbuf_addf(&rows,
+                " FROM import_rows r LEFT JOIN project p ON p.project_code = r.project_code");
     for (size_t i = 0; i < n; i++)
         if (tc[i].data_source_ref)
-            sb_add(&rows,
-                   " LEFT JOIN (SELECT DISTINCT data_source FROM project) ds%zu"
-                   " ON ds%zu.data_source = r.%s",
-                   i, i, tc[i].name);
-    sb_add(&rows, ")");
+            strbuf_addf(&rows,
+                        " LEFT JOIN (SELECT DISTINCT data_source FROM project) ds%zu"
+                        " ON ds%zu.data_source = r.%s",
+                        i, i, tc[i].name);
+    strbuf_addf(&rows, ")");
     oom |= rows.oom;
-    sbuf q = {0};
-    sb_add(&q, "SELECT line_no, label, value, problem, count(*) OVER () FROM (");
-    sb_check_rows(&q, pg, rows.p ? rows.p : "", checks, n);
-    free(rows.p);
+    strbuf q = {0};
+    strbuf_addf(&q, "SELECT line_no, label, value, problem, count(*) OVER () FROM (");
+    sb_check_rows(&q, pg, rows.data ? rows.data : "", checks, n);
+    strbuf_free(&rows);
     for (size_t i = 0; i < n; i++)
-        free(checks[i].expr.p);
+        strbuf_free(&checks[i].expr);
     if (drivers) {
         static const char *const key[] = {"driver", "project_code"};
         char buf[96];
@@ -898,15 +868,15 @@ static int validate_target(import_job *j) {
                       target_label(j, 2 /* project_code */, buf, sizeof buf), "driver and project",
                       n);
     }
-    sb_add(&q, ") x ORDER BY line_no, pos LIMIT %d", IMPORT_MAX_ERRORS_SHOWN);
+    strbuf_addf(&q, ") x ORDER BY line_no, pos LIMIT %d", IMPORT_MAX_ERRORS_SHOWN);
     if (q.oom || oom) {
-        free(q.p);
+        strbuf_free(&q);
         fprintf(stderr, "alloc-producer: import: out of memory\n");
         return ALLOC_EXIT_RUNTIME;
     }
     db_error err;
-    int rc = collect_errors(j, q.p, 1, &err);
-    free(q.p);
+    int rc = collect_errors(j, q.data, 1, &err);
+    strbuf_free(&q);
     if (rc < 0)
         return review_fail("import", "checking the mapped rows", &err);
     return ALLOC_EXIT_OK;
@@ -1091,8 +1061,8 @@ int import_run(db_conn *c, const import_template *t, const import_request *req) 
         if (j.skipped)
             snprintf(skipped, sizeof skipped, " (%" PRId64 " empty line%s skipped)", j.skipped,
                      j.skipped == 1 ? "" : "s");
-        if (j.notes.p && !j.notes.oom)
-            fputs(j.notes.p, stdout);
+        if (j.notes.data && !j.notes.oom)
+            fputs(j.notes.data, stdout);
         if (req->dry_run)
             printf("dry run: %s%s; nothing changed\n", msg, skipped);
         else
@@ -1104,6 +1074,6 @@ int import_run(db_conn *c, const import_template *t, const import_request *req) 
     free(j.label);
     free(j.present);
     free(j.field_col);
-    free(j.notes.p);
+    strbuf_free(&j.notes);
     return rc;
 }

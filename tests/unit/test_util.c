@@ -29,9 +29,9 @@ static void strdup_copies_and_null_is_empty(void) {
 
 static void strbuf_appends_and_stays_terminated(void) {
     strbuf b = {0};
-    strbuf_puts(&b, "cycle ");
-    strbuf_append(&b, "A -> B", 6);
-    strbuf_printf(&b, " -> %s (%d)", "A", 3);
+    strbuf_addstr(&b, "cycle ");
+    strbuf_add(&b, "A -> B", 6);
+    strbuf_addf(&b, " -> %s (%d)", "A", 3);
     CHECK(!b.oom, "no allocation failure");
     CHECK_EQ_LL(b.len, strlen("cycle A -> B -> A (3)"));
     CHECK_STR(b.data, "cycle A -> B -> A (3)");
@@ -46,7 +46,7 @@ static void strbuf_appends_and_stays_terminated(void) {
 static void strbuf_grows_past_its_first_allocation(void) {
     strbuf b = {0};
     for (int i = 0; i < 10000; i++)
-        strbuf_append(&b, "0123456789", 10);
+        strbuf_add(&b, "0123456789", 10);
     CHECK(!b.oom, "no allocation failure");
     CHECK_EQ_LL(b.len, 100000);
     CHECK(b.cap > b.len, "room for the NUL");
@@ -57,7 +57,7 @@ static void strbuf_grows_past_its_first_allocation(void) {
 
 static void strbuf_is_binary_safe(void) {
     strbuf b = {0};
-    strbuf_append(&b, "a\0b", 3);
+    strbuf_add(&b, "a\0b", 3);
     CHECK_EQ_LL(b.len, 3);
     CHECK(memcmp(b.data, "a\0b", 4) == 0, "bytes kept, NUL after them");
     strbuf_free(&b);
@@ -80,7 +80,7 @@ static void strbuf_take_hands_over_the_text(void) {
     char *s = strbuf_take(&b);
     CHECK_STR(s, "");
     free(s);
-    strbuf_puts(&b, "x");
+    strbuf_addstr(&b, "x");
     s = strbuf_take(&b);
     CHECK_STR(s, "x");
     CHECK(b.data == NULL && b.len == 0, "the buffer is empty afterwards");
@@ -89,10 +89,10 @@ static void strbuf_take_hands_over_the_text(void) {
 
 static void strbuf_oom_stops_appends(void) {
     strbuf b = {0};
-    strbuf_puts(&b, "kept");
+    strbuf_addstr(&b, "kept");
     CHECK(strbuf_reserve(&b, (size_t)-1) < 0, "an impossible reserve fails");
     CHECK(b.oom, "oom is set");
-    strbuf_puts(&b, " dropped");
+    strbuf_addstr(&b, " dropped");
     CHECK_STR(b.data, "kept");
     CHECK(strbuf_take(&b) == NULL, "take of an oom buffer is NULL");
     CHECK(b.data == NULL, "and frees it");
