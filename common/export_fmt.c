@@ -7,55 +7,18 @@
 
 #include <zlib.h>
 
-void export_buf_free(export_buf *b) {
-    if (!b)
-        return;
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
-int export_buf_reserve(export_buf *b, size_t more) {
-    if (b->oom)
-        return -1;
-    if (more <= b->cap - b->len)
-        return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap - b->len < more) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = 1;
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *data = realloc(b->data, cap);
-    if (!data) {
-        b->oom = 1;
-        return -1;
-    }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-void export_buf_append(export_buf *b, const void *p, size_t n) {
-    if (n == 0 || export_buf_reserve(b, n) < 0)
-        return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-void export_fmt_csv_field(export_buf *b, const char *s, size_t len) {
+void export_fmt_csv_field(strbuf *b, const char *s, size_t len) {
     if (!s)
         return;
     int quote = len == 0;
     for (size_t i = 0; i < len && !quote; i++)
         quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
     if (!quote) {
-        export_buf_append(b, s, len);
+        strbuf_add(b, s, len);
         return;
     }
     /* worst case: every byte a quote, plus the enclosing pair */
-    if (len > (SIZE_MAX - 2) / 2 || export_buf_reserve(b, 2 * len + 2) < 0)
+    if (len > (SIZE_MAX - 2) / 2 || strbuf_reserve(b, 2 * len + 2) < 0)
         return;
     char *o = b->data + b->len;
     *o++ = '"';
@@ -65,7 +28,7 @@ void export_fmt_csv_field(export_buf *b, const char *s, size_t len) {
         *o++ = s[i];
     }
     *o++ = '"';
-    b->len = (size_t)(o - b->data);
+    strbuf_added(b, (size_t)(o - (b->data + b->len)));
 }
 
 void export_fmt_gzip_header(unsigned char out[EXPORT_FMT_GZIP_HEADER_LEN]) {
@@ -75,8 +38,8 @@ void export_fmt_gzip_header(unsigned char out[EXPORT_FMT_GZIP_HEADER_LEN]) {
     memcpy(out, header, sizeof header);
 }
 
-int export_fmt_deflate_chunk(const void *text, size_t len, int level, export_buf *out,
-                             uint32_t *crc, char *err, size_t errlen) {
+int export_fmt_deflate_chunk(const void *text, size_t len, int level, strbuf *out, uint32_t *crc,
+                             char *err, size_t errlen) {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     /* windowBits -15: raw deflate, the gzip framing is written by the caller */
@@ -100,17 +63,17 @@ int export_fmt_deflate_chunk(const void *text, size_t len, int level, export_buf
         int flush = left ? Z_NO_FLUSH : Z_SYNC_FLUSH;
         do {
             size_t room = deflateBound(&zs, zs.avail_in) + 16;
-            if (export_buf_reserve(out, room) < 0) {
+            if (strbuf_reserve(out, room) < 0) {
                 snprintf(err, errlen, "deflate: out of memory (%zu bytes)", out->len + room);
                 result = -1;
                 break;
             }
-            size_t avail = out->cap - out->len;
+            size_t avail = strbuf_room(out);
             zs.next_out = (unsigned char *)out->data + out->len;
             zs.avail_out = avail > (1u << 30) ? (1u << 30) : (uInt)avail;
             uInt before = zs.avail_out;
             rc = deflate(&zs, flush);
-            out->len += before - zs.avail_out;
+            strbuf_added(out, before - zs.avail_out);
             if (rc != Z_OK && rc != Z_BUF_ERROR) {
                 snprintf(err, errlen, "deflate: %s", zs.msg ? zs.msg : zError(rc));
                 result = -1;

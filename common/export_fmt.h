@@ -1,7 +1,6 @@
-/* Pure pieces of the export files (DESIGN.md 5.7): a growable byte buffer,
- * CSV fields quoted exactly as PostgreSQL's COPY ... (FORMAT csv) quotes them,
- * and a gzip file assembled from chunks deflated independently, so that the
- * chunks of a segment can be compressed in parallel and still form one
+/* Pure pieces of the export files (DESIGN.md 5.7): CSV fields quoted exactly
+ * as PostgreSQL's COPY ... (FORMAT csv) quotes them, and a gzip file assembled from chunks deflated
+ * independently, so that the chunks of a segment can be compressed in parallel and still form one
  * ordinary gzip member (the pigz layout). No I/O; thread-safe (no shared state). */
 #ifndef ALLOC_EXPORT_FMT_H
 #define ALLOC_EXPORT_FMT_H
@@ -9,30 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable byte buffer. Zero-initialize it; free with export_buf_free. An
- * allocation failure sets oom and later appends do nothing, so a caller checks
- * oom once at the end instead of after every append. */
-typedef struct export_buf {
-    char *data;
-    size_t len, cap;
-    int oom;
-} export_buf;
-
-/* Frees the buffer's memory and zeroes it (it may be used again). Accepts NULL. */
-void export_buf_free(export_buf *b);
-
-/* Makes room for `more` bytes after len. Returns 0, or -1 (and sets oom). */
-int export_buf_reserve(export_buf *b, size_t more);
-
-/* Appends n bytes of p (sets oom when it cannot). */
-void export_buf_append(export_buf *b, const void *p, size_t n);
+#include "strbuf.h"
 
 /* Appends one CSV field: s[0..len) as is, or quoted with its quotes doubled
  * when it holds a comma, a quote, CR or LF, or is empty (an empty string is
  * "" so that it differs from SQL NULL); s NULL (SQL NULL) appends nothing.
  * These are the rules of COPY ... (FORMAT csv), so an export equals a COPY of
  * the same query byte for byte. */
-void export_fmt_csv_field(export_buf *b, const char *s, size_t len);
+void export_fmt_csv_field(strbuf *b, const char *s, size_t len);
 
 /* ---- gzip from independently deflated chunks ------------------------------
  * File layout: export_fmt_gzip_header, then each chunk's bytes from
@@ -59,8 +42,8 @@ void export_fmt_gzip_header(unsigned char out[EXPORT_FMT_GZIP_HEADER_LEN]);
  * deflate ending in a sync flush, appending the bytes to out, and sets *crc to
  * the text's CRC-32. Returns 0, or -1 with the reason in err (zlib failure or
  * out of memory). */
-int export_fmt_deflate_chunk(const void *text, size_t len, int level, export_buf *out,
-                             uint32_t *crc, char *err, size_t errlen);
+int export_fmt_deflate_chunk(const void *text, size_t len, int level, strbuf *out, uint32_t *crc,
+                             char *err, size_t errlen);
 
 /* Adds a chunk (its text's CRC-32 and length) after those added so far. */
 void export_fmt_gzip_add(export_fmt_gzip *g, uint32_t chunk_crc, size_t chunk_len);

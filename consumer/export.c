@@ -241,7 +241,7 @@ typedef struct export_chunk {
     int first, count;
     int xlsx;
     /* csv.gz: the rows as CSV text, deflated */
-    export_buf deflated;
+    strbuf deflated;
     uint32_t crc;
     size_t text_len;
     /* xlsx: the numeric columns parsed, numbers[row * ncols + col] */
@@ -251,17 +251,17 @@ typedef struct export_chunk {
 
 static void format_csv_chunk(export_chunk *ch) {
     const export_shape *s = ch->shape;
-    export_buf text = {0};
-    export_buf_reserve(&text, (size_t)ch->count * 64);
+    strbuf text = {0};
+    strbuf_reserve(&text, (size_t)ch->count * 64);
     for (int r = ch->first; r < ch->first + ch->count; r++) {
         for (int c = 0; c < s->ncols; c++) {
             if (c)
-                export_buf_append(&text, ",", 1);
+                strbuf_add(&text, ",", 1);
             if (!PQgetisnull(ch->res, r, c))
                 export_fmt_csv_field(&text, PQgetvalue(ch->res, r, c),
                                      (size_t)PQgetlength(ch->res, r, c));
         }
-        export_buf_append(&text, "\n", 1);
+        strbuf_add(&text, "\n", 1);
     }
     if (text.oom) {
         snprintf(ch->err, sizeof ch->err, "out of memory formatting %d rows", ch->count);
@@ -270,7 +270,7 @@ static void format_csv_chunk(export_chunk *ch) {
         export_fmt_deflate_chunk(text.data, text.len, EXPORT_GZIP_LEVEL, &ch->deflated, &ch->crc,
                                  ch->err, sizeof ch->err);
     }
-    export_buf_free(&text);
+    strbuf_free(&text);
 }
 
 static void format_xlsx_chunk(export_chunk *ch) {
@@ -308,7 +308,7 @@ static void format_chunk(void *arg) {
 
 static void chunks_free(export_chunk *chunks, int n) {
     for (int i = 0; i < n; i++) {
-        export_buf_free(&chunks[i].deflated);
+        strbuf_free(&chunks[i].deflated);
         free(chunks[i].numbers);
     }
     free(chunks);
@@ -372,14 +372,14 @@ static int writer_open(export_writer *w, const char *path, const char *tmpdir) {
         }
         unsigned char head[EXPORT_FMT_GZIP_HEADER_LEN];
         export_fmt_gzip_header(head);
-        export_buf header = {0};
+        strbuf header = {0};
         for (int c = 0; c < s->ncols; c++) {
             if (c)
-                export_buf_append(&header, ",", 1);
+                strbuf_add(&header, ",", 1);
             export_fmt_csv_field(&header, s->cols[c], strlen(s->cols[c]));
         }
-        export_buf_append(&header, "\n", 1);
-        export_buf deflated = {0};
+        strbuf_add(&header, "\n", 1);
+        strbuf deflated = {0};
         uint32_t crc = 0;
         int rc = header.oom ? -1
                             : export_fmt_deflate_chunk(header.data, header.len, EXPORT_GZIP_LEVEL,
@@ -394,8 +394,8 @@ static int writer_open(export_writer *w, const char *path, const char *tmpdir) {
         } else if (header.oom) {
             snprintf(w->err, sizeof w->err, "out of memory");
         }
-        export_buf_free(&header);
-        export_buf_free(&deflated);
+        strbuf_free(&header);
+        strbuf_free(&deflated);
         return rc;
     }
     lxw_workbook_options opt = {

@@ -1,6 +1,6 @@
-/* Unit tests of common/export_fmt: the byte buffer, CSV quoting as COPY
- * (FORMAT csv) does it, and gzip files assembled from independently deflated
- * chunks, which must inflate (as gzip) to the whole text with a correct trailer. */
+/* Unit tests of common/export_fmt: CSV quoting as COPY (FORMAT csv) does it,
+ * and gzip files assembled from independently deflated chunks, which must
+ * inflate (as gzip) to the whole text with a correct trailer. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,10 +12,10 @@
 /* One field's CSV form as a NUL-terminated string (static storage). */
 static const char *field(const char *s) {
     static char out[256];
-    export_buf b = {0};
+    strbuf b = {0};
     export_fmt_csv_field(&b, s, s ? strlen(s) : 0);
     snprintf(out, sizeof out, "%.*s", (int)b.len, b.data ? b.data : "");
-    export_buf_free(&b);
+    strbuf_free(&b);
     return out;
 }
 
@@ -34,23 +34,10 @@ static void csv_fields_are_quoted_like_copy(void) {
     CHECK_STR(field("\""), "\"\"\"\"");
 }
 
-static void buffer_grows_and_appends(void) {
-    export_buf b = {0};
-    for (int i = 0; i < 100000; i++)
-        export_buf_append(&b, "0123456789", 10);
-    CHECK(!b.oom, "no allocation failure");
-    CHECK_EQ_LL(b.len, 1000000);
-    CHECK(b.cap >= b.len, "capacity %zu holds length %zu", b.cap, b.len);
-    CHECK(memcmp(b.data + 999990, "0123456789", 10) == 0, "last bytes are the last append");
-    export_buf_free(&b);
-    CHECK(b.data == NULL && b.len == 0 && b.cap == 0, "free zeroes the buffer");
-    export_buf_free(NULL);
-}
-
 /* Inflates a gzip file (windowBits 16 + 15: gzip framing, trailer checked by
  * zlib). Returns the text (caller frees) and its length, or NULL when the
  * data is not one valid gzip member. */
-static char *gunzip(const export_buf *gz, size_t *out_len) {
+static char *gunzip(const strbuf *gz, size_t *out_len) {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     if (inflateInit2(&zs, 16 + 15) != Z_OK)
@@ -83,40 +70,40 @@ static char *gunzip(const export_buf *gz, size_t *out_len) {
 /* Builds a gzip file of text cut into chunks of the given sizes (the last
  * takes the rest). */
 static void gzip_of_chunks(const char *text, size_t len, const size_t *sizes, size_t nsizes,
-                           export_buf *gz) {
+                           strbuf *gz) {
     unsigned char head[EXPORT_FMT_GZIP_HEADER_LEN], tail[EXPORT_FMT_GZIP_FINISH_LEN];
     export_fmt_gzip g = {0, 0};
     char err[128];
     export_fmt_gzip_header(head);
-    export_buf_append(gz, head, sizeof head);
+    strbuf_add(gz, head, sizeof head);
     size_t at = 0;
     for (size_t i = 0; i <= nsizes; i++) {
         size_t n = i < nsizes ? sizes[i] : len - at;
-        export_buf chunk = {0};
+        strbuf chunk = {0};
         uint32_t crc = 0;
         CHECK(export_fmt_deflate_chunk(text + at, n, -1, &chunk, &crc, err, sizeof err) == 0,
               "chunk %zu deflates: %s", i, err);
         CHECK_EQ_LL(crc, crc32(crc32(0L, Z_NULL, 0), (const unsigned char *)text + at, (uInt)n));
         export_fmt_gzip_add(&g, crc, n);
-        export_buf_append(gz, chunk.data, chunk.len);
-        export_buf_free(&chunk);
+        strbuf_add(gz, chunk.data, chunk.len);
+        strbuf_free(&chunk);
         at += n;
     }
     export_fmt_gzip_finish(&g, tail);
-    export_buf_append(gz, tail, sizeof tail);
+    strbuf_add(gz, tail, sizeof tail);
 }
 
 static void chunked_gzip_inflates_to_the_text(void) {
     /* CSV-like text of about 2 MB */
-    export_buf text = {0};
+    strbuf text = {0};
     char line[128];
     for (int i = 0; i < 40000; i++) {
         int n = snprintf(line, sizeof line, "M,City %02d,P%05d,item_%03d,%d.%02d\n", i % 30, i,
                          i % 450, i * 7 - 100000, i % 100);
-        export_buf_append(&text, line, (size_t)n);
+        strbuf_add(&text, line, (size_t)n);
     }
     size_t sizes[] = {0, 1, 65536, 700000, 3};
-    export_buf gz = {0};
+    strbuf gz = {0};
     gzip_of_chunks(text.data, text.len, sizes, 5, &gz);
     CHECK(!gz.oom, "no allocation failure");
     CHECK(gz.len < text.len / 3, "compressed %zu bytes to %zu", text.len, gz.len);
@@ -129,33 +116,32 @@ static void chunked_gzip_inflates_to_the_text(void) {
               "the inflated text equals the input");
     }
     free(got);
-    export_buf_free(&gz);
-    export_buf_free(&text);
+    strbuf_free(&gz);
+    strbuf_free(&text);
 }
 
 static void empty_text_is_a_valid_gzip(void) {
-    export_buf gz = {0};
+    strbuf gz = {0};
     gzip_of_chunks("", 0, NULL, 0, &gz);
     size_t got_len = 99;
     char *got = gunzip(&gz, &got_len);
     CHECK(got != NULL, "an empty export is a valid gzip file");
     CHECK_EQ_LL(got_len, 0);
     free(got);
-    export_buf_free(&gz);
+    strbuf_free(&gz);
 }
 
 static void equal_text_gives_equal_files(void) {
     const char *text = "version,data_source\nM,A\n";
     size_t sizes[] = {8};
-    export_buf a = {0}, b = {0};
+    strbuf a = {0}, b = {0};
     gzip_of_chunks(text, strlen(text), sizes, 1, &a);
     gzip_of_chunks(text, strlen(text), sizes, 1, &b);
     CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0,
           "the header carries no time: equal input, equal bytes");
-    export_buf_free(&a);
-    export_buf_free(&b);
+    strbuf_free(&a);
+    strbuf_free(&b);
 }
 
-TEST_MAIN(TEST(csv_fields_are_quoted_like_copy), TEST(buffer_grows_and_appends),
-          TEST(chunked_gzip_inflates_to_the_text), TEST(empty_text_is_a_valid_gzip),
-          TEST(equal_text_gives_equal_files))
+TEST_MAIN(TEST(csv_fields_are_quoted_like_copy), TEST(chunked_gzip_inflates_to_the_text),
+          TEST(empty_text_is_a_valid_gzip), TEST(equal_text_gives_equal_files))
