@@ -22,6 +22,7 @@
 #include "db.h"
 #include "formulas.h"
 #include "fx.h"
+#include "import_json.h"
 #include "review.h"
 
 #define IMPORT_MAX_FILE (64L * 1024 * 1024) /* a ruleset file is small; refuse absurd ones */
@@ -59,16 +60,9 @@ static void element_name(char *buf, size_t len, const char *array, size_t i, con
 /* Reports every key of obj that is not in allowed (a NULL-terminated list). */
 static void check_keys(import_check *ck, json_t *obj, const char *where,
                        const char *const *allowed) {
-    const char *key;
-    json_t *value;
-    json_object_foreach(obj, key, value) {
-        (void)value;
-        int known = 0;
-        for (const char *const *a = allowed; *a && !known; a++)
-            known = !strcmp(*a, key);
-        if (!known)
-            bad(ck, "%s: unknown field \"%s\"", where, key);
-    }
+    void *it = NULL;
+    for (const char *key; (key = import_json_unknown_key(obj, allowed, 0, &it));)
+        bad(ck, "%s: unknown field \"%s\"", where, key);
 }
 
 /* Whether s holds a control character (codes never do: they appear in keys,

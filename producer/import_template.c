@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "import_json.h"
 #include "util.h"
 
 /* ---- target tables ------------------------------------------------------------ */
@@ -117,19 +118,9 @@ static void terr(tpl_ctx *cx, const char *fmt, ...) {
 
 /* Rejects keys outside `allowed` (keys starting with '_' are comments). */
 static void check_keys(tpl_ctx *cx, json_t *obj, const char *where, const char *const *allowed) {
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
-        (void)v;
-        if (key[0] == '_')
-            continue;
-        int known = 0;
-        for (const char *const *a = allowed; *a; a++)
-            if (!strcmp(key, *a))
-                known = 1;
-        if (!known)
-            terr(cx, "%s: unknown key \"%s\"", where, key);
-    }
+    void *it = NULL;
+    for (const char *key; (key = import_json_unknown_key(obj, allowed, IMPORT_JSON_COMMENTS, &it));)
+        terr(cx, "%s: unknown key \"%s\"", where, key);
 }
 
 /* A boolean member (0 when absent). */
