@@ -358,6 +358,10 @@ int db_rollback(db_conn *c, db_error *err) {
     return db_exec(c, "ROLLBACK", err);
 }
 
+int db_durable_commits(db_conn *c, db_error *err) {
+    return db_exec(c, "SET synchronous_commit = on", err);
+}
+
 /* ---- COPY IN ------------------------------------------------------------- */
 
 int db_copy_in_begin(db_conn *c, const char *copy_sql, db_error *err) {

@@ -68,6 +68,14 @@ int db_ok(const db_conn *c);
  * gone afterwards. Returns 0 on success, -1 with err filled. */
 int db_reset(db_conn *c, int max_wait_ms, db_error *err);
 
+/* Makes the session's commits durable: SET synchronous_commit = on. A commit
+ * the server acknowledged before flushing it (synchronous_commit = off, the
+ * local cluster's default) is lost in a server crash, while what the commit
+ * stood for (an acked delivery, a published stage) has already gone on. The
+ * setting is per session: made after connecting and after every db_reset.
+ * Returns 0, or -1 with err. */
+int db_durable_commits(db_conn *c, db_error *err);
+
 /* The SQLSTATE of the last failed call on c ("" after a success or when the
  * failure had none). Valid until the next call on c. */
 const char *db_last_sqlstate(const db_conn *c);

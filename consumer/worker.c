@@ -22,15 +22,14 @@ static void conns_init(void) {
     pthread_key_create(&conns_key, conns_destroy);
 }
 
-/* Batch transactions must be durable before their deliveries are acked: a
- * commit the server acknowledged asynchronously (synchronous_commit = off, as
- * on the local cluster) is lost in a server crash while its message is already
- * gone from the queue, and the run can never complete. The setting is per
- * session, so it is made again after every (re)connection. On failure the
- * connection is closed, to be opened afresh on the next call. */
+/* Batch transactions must be durable before their deliveries are acked
+ * (db_durable_commits): a lost commit whose message is already gone from the
+ * queue means the run can never complete. Made again after every
+ * (re)connection. On failure the connection is closed, to be opened afresh on
+ * the next call. */
 static int durable_commits(worker_conns *c, char *err, size_t errlen) {
     db_error e;
-    if (db_exec(c->db, "SET synchronous_commit = on", &e) == 0)
+    if (db_durable_commits(c->db, &e) == 0)
         return 0;
     snprintf(err, errlen, "%s", e.msg);
     db_close(c->db);

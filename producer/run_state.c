@@ -43,14 +43,13 @@ static void run_log_event(db_conn *db, int64_t run_id, const char *event, const 
 }
 
 /* The run's commits (snapshot, aggregation, markers it reads back) must
- * survive a server crash even when the server defaults to
- * synchronous_commit = off, as the local cluster does: a lost aggregation
- * commit after its formula batches went out would finish the run without its
- * base rows. The setting is per session: made on connecting and after every
- * reset (reset_db). */
+ * survive a server crash (db_durable_commits): a lost aggregation commit after
+ * its formula batches went out would finish the run without its base rows.
+ * Made on connecting and after every reset (run_reset_db); a failure is only
+ * warned about, the run goes on. */
 void run_durable_commits(db_conn *db) {
     db_error e;
-    if (db_exec(db, "SET synchronous_commit = on", &e) != 0)
+    if (db_durable_commits(db, &e) != 0)
         log_warn("SET synchronous_commit = on: %s", e.msg);
 }
 
