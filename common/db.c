@@ -195,25 +195,6 @@ static long elapsed_ms(const struct timespec *since) {
     return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
-db_conn *db_connect_retry(const char *dsn, int max_wait_ms, char *err, size_t errlen) {
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    backoff b = BACKOFF_INIT;
-    for (;;) {
-        db_conn *c = db_connect(dsn, err, errlen);
-        if (c)
-            return c;
-        long left = max_wait_ms - elapsed_ms(&start);
-        if (left <= 0)
-            return NULL;
-        int ms = backoff_next_ms(&b);
-        if (ms > left)
-            ms = (int)left;
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static void copy_state_clear(db_conn *c) {
     c->in_copy = 0;
     c->copy_len = 0;
@@ -259,10 +240,6 @@ int db_reset(db_conn *c, int max_wait_ms, db_error *err) {
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
-}
-
-const char *db_last_sqlstate(const db_conn *c) {
-    return c->sqlstate;
 }
 
 /* ---- statements ---------------------------------------------------------- */
@@ -427,26 +404,6 @@ static int copy_reserve(db_conn *c, size_t n) {
     return 0;
 }
 
-int db_copy_in_put(db_conn *c, const char *buf, size_t len, db_error *err) {
-    if (!c->in_copy) {
-        fail_client(c, err, "COPY: no COPY is open");
-        return -1;
-    }
-    if (c->copy_len + len > DB_COPY_BUF) {
-        if (copy_flush(c, err) < 0)
-            return -1;
-        if (len >= DB_COPY_BUF)
-            return copy_send(c, buf, len, err);
-    }
-    if (copy_reserve(c, len) < 0) {
-        fail_client(c, err, "COPY: out of memory");
-        return -1;
-    }
-    memcpy(c->copy_buf + c->copy_len, buf, len);
-    c->copy_len += len;
-    return 0;
-}
-
 size_t db_copy_escape(char *dst, const char *src, size_t len) {
     size_t j = 0;
     for (size_t i = 0; i < len; i++) {
@@ -599,46 +556,6 @@ void db_copy_in_abort(db_conn *c, const char *reason) {
     }
 }
 
-/* ---- COPY OUT ------------------------------------------------------------ */
-
-int64_t db_copy_out(db_conn *c, const char *copy_sql, db_copy_out_fn fn, void *ud, db_error *err) {
-    PGresult *res = expect(c, PQexec(c->pg, copy_sql), PGRES_COPY_OUT, copy_sql, err);
-    if (!res)
-        return -1;
-    PQclear(res);
-
-    int64_t lines = 0;
-    int stopped = 0;
-    char *buf = NULL;
-    int n;
-    while ((n = PQgetCopyData(c->pg, &buf, 0)) > 0) {
-        if (!stopped) {
-            if (fn(buf, (size_t)n, ud) != 0)
-                stopped = 1;
-            else
-                lines++;
-        }
-        PQfreemem(buf);
-        buf = NULL;
-    }
-    if (n == -2) {
-        fail(c, err, NULL, "COPY OUT: reading data");
-        PGresult *r;
-        while ((r = PQgetResult(c->pg)) != NULL)
-            PQclear(r);
-        return -1;
-    }
-    res = copy_results(c, PGRES_COMMAND_OK, copy_sql, err);
-    if (!res)
-        return -1;
-    PQclear(res);
-    if (stopped) {
-        fail_client(c, err, "COPY OUT: stopped by the reader after %lld lines", (long long)lines);
-        return -1;
-    }
-    return lines;
-}
-
 /* ---- streams ------------------------------------------------------------- */
 
 db_stream *db_stream_open(db_conn *c, const char *sql, int nparams, const char *const *params,
@@ -710,10 +627,6 @@ int db_stream_next(db_stream *s, db_error *err) {
     return s->nrows > 0 ? 1 : 0;
 }
 
-int db_stream_nfields(const db_stream *s) {
-    return s->chunk ? PQnfields(s->chunk) : 0;
-}
-
 const char *db_stream_get(const db_stream *s, int col) {
     if (!s->chunk || s->row >= s->nrows || PQgetisnull(s->chunk, s->row, col))
         return NULL;
@@ -724,12 +637,6 @@ int db_stream_getlen(const db_stream *s, int col) {
     if (!s->chunk || s->row >= s->nrows)
         return 0;
     return PQgetlength(s->chunk, s->row, col);
-}
-
-const PGresult *db_stream_result(const db_stream *s, int *row) {
-    if (row)
-        *row = s->row;
-    return s->chunk;
 }
 
 void db_stream_close(db_stream *s) {

@@ -1,5 +1,5 @@
 /* PostgreSQL I/O: connections with reconnect, exact-status exec helpers with
- * SQLSTATE-carrying errors, buffered COPY in and out, and cursor-based streaming
+ * SQLSTATE-carrying errors, buffered COPY in, and cursor-based streaming
  * reads whose memory stays bounded. A thin layer over libpq; no domain logic.
  *
  * Thread safety: a db_conn (and the streams and COPY opened on it) is used by one
@@ -49,11 +49,6 @@ int db_error_retryable(const db_error *err);
  * failure with the reason in err (one line). Free with db_close. */
 db_conn *db_connect(const char *dsn, char *err, size_t errlen);
 
-/* As db_connect, but retries with backoff (common/backoff.h) for up to
- * max_wait_ms, for a server that is starting or restarting. Every failure is
- * retried, so a wrong DSN costs the whole wait. */
-db_conn *db_connect_retry(const char *dsn, int max_wait_ms, char *err, size_t errlen);
-
 /* Closes the connection and frees everything it owns. Accepts NULL. */
 void db_close(db_conn *c);
 
@@ -75,10 +70,6 @@ int db_reset(db_conn *c, int max_wait_ms, db_error *err);
  * setting is per session: made after connecting and after every db_reset.
  * Returns 0, or -1 with err. */
 int db_durable_commits(db_conn *c, db_error *err);
-
-/* The SQLSTATE of the last failed call on c ("" after a success or when the
- * failure had none). Valid until the next call on c. */
-const char *db_last_sqlstate(const db_conn *c);
 
 /* 1 when the key columns version, data_source, project_code and item_code of
  * the listed tables compare in byte order already: their collation is C or
@@ -122,18 +113,14 @@ int db_commit(db_conn *c, db_error *err);
 int db_rollback(db_conn *c, db_error *err);
 
 /* ---- COPY ... FROM STDIN (text format) ------------------------------------
- * db_copy_in_begin, then rows (db_copy_field_* ... db_copy_row_end, or raw
- * text with db_copy_in_put), then db_copy_in_end. Data is buffered (256 KiB) and
+ * db_copy_in_begin, then rows (db_copy_field_* ... db_copy_row_end), then
+ * db_copy_in_end. Data is buffered (256 KiB) and
  * sent as the buffer fills, so memory stays bounded. A server-side error (bad
  * row, constraint) surfaces at db_copy_in_end. After a failed put, call
  * db_copy_in_abort. Nothing else may run on c while a COPY is open. */
 
 /* Starts "COPY t (cols) FROM STDIN". Returns 0, or -1 with err. */
 int db_copy_in_begin(db_conn *c, const char *copy_sql, db_error *err);
-
-/* Appends raw COPY text (already escaped, whole rows ending in '\n' by the end).
- * Returns 0, or -1 with err when sending failed. */
-int db_copy_in_put(db_conn *c, const char *buf, size_t len, db_error *err);
 
 /* Fields of the current row, in column order. text NULL means SQL NULL. */
 void db_copy_field_text(db_conn *c, const char *text);
@@ -162,17 +149,6 @@ void db_copy_in_abort(db_conn *c, const char *reason);
 size_t db_copy_escape(char *dst, const char *src, size_t len);
 int db_format_cents(int64_t cents, char *buf, size_t buflen);
 
-/* ---- COPY ... TO STDOUT ---------------------------------------------------- */
-
-/* Called once per COPY line (with its '\n'); the line is valid during the call
- * only. A nonzero return stops the delivery. */
-typedef int (*db_copy_out_fn)(const char *line, size_t len, void *ud);
-
-/* Runs "COPY (...) TO STDOUT" and hands each line to fn. Returns the number of
- * lines delivered, or -1 with err (also when fn asked to stop: the rest of the
- * data is read and discarded so the connection stays usable). */
-int64_t db_copy_out(db_conn *c, const char *copy_sql, db_copy_out_fn fn, void *ud, db_error *err);
-
 /* ---- streaming reads ------------------------------------------------------
  * A server-side cursor fetched in chunks (DB_STREAM_FETCH_ROWS rows), so memory
  * stays bounded whatever the result size. Inside an open transaction the cursor
@@ -194,15 +170,10 @@ void db_stream_set_fetch_rows(db_stream *s, int rows);
 /* Advances to the next row: 1 when there is one, 0 at the end, -1 with err. */
 int db_stream_next(db_stream *s, db_error *err);
 
-/* The current row: number of columns, a column's text (NULL for SQL NULL) and
- * length. Valid until the next db_stream_next or db_stream_close. */
-int db_stream_nfields(const db_stream *s);
+/* The current row: a column's text (NULL for SQL NULL) and length. Valid
+ * until the next db_stream_next or db_stream_close. */
 const char *db_stream_get(const db_stream *s, int col);
 int db_stream_getlen(const db_stream *s, int col);
-
-/* The chunk holding the current row and the row's index in it, for PQgetvalue
- * and friends; owned by the stream. */
-const PGresult *db_stream_result(const db_stream *s, int *row);
 
 /* Closes the cursor (and commits the transaction the stream began; rolls it
  * back when it failed) and frees the stream. Accepts NULL. */

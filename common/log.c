@@ -30,10 +30,6 @@ void log_init(const char *program) {
     }
 }
 
-void log_set_level(log_level level) {
-    log_min = level;
-}
-
 void log_set_run(int64_t run_id) {
     log_run = run_id;
 }

@@ -10,7 +10,6 @@ typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 /* Sets the program name shown on every line and the minimum level; the level
  * is taken from ALLOC_LOG_LEVEL (debug|info|warn|error) when set. */
 void log_init(const char *program);
-void log_set_level(log_level level);
 
 /* The run and batch of the calling thread (0 / NULL = none); shown on its lines. */
 void log_set_run(int64_t run_id);

@@ -907,10 +907,6 @@ void mq_set_high_water(mq_conn *c, size_t high_water) {
     c->high_water = high_water ? high_water : MQ_DEFAULT_HIGH_WATER;
 }
 
-void mq_set_confirm_timeout(mq_conn *c, int timeout_ms) {
-    c->confirm_timeout_ms = timeout_ms;
-}
-
 void mq_get_stats(const mq_conn *c, mq_stats *out) {
     *out = c->stats;
     out->unconfirmed = c->win.unconfirmed;

@@ -128,10 +128,10 @@ int mq_is_alive(const mq_conn *c);
 /* The vhost the connection logs into (decoded from the URL). */
 const char *mq_vhost(const mq_conn *c);
 
-/* The high-water mark of unconfirmed publishes (0 = MQ_DEFAULT_HIGH_WATER) and
- * how long a publish or mq_dead_letter waits for confirms before giving up. */
+/* The high-water mark of unconfirmed publishes (0 = MQ_DEFAULT_HIGH_WATER).
+ * A publish or mq_dead_letter waits MQ_DEFAULT_CONFIRM_TIMEOUT_MS for confirms
+ * before giving up. */
 void mq_set_high_water(mq_conn *c, size_t high_water);
-void mq_set_confirm_timeout(mq_conn *c, int timeout_ms);
 
 void mq_get_stats(const mq_conn *c, mq_stats *out);
 
