@@ -74,3 +74,33 @@ int cli_usage_error(const char *usage, const char *fmt, va_list ap) {
     fprintf(stderr, "alloc-producer: %s\nusage: %s\n", line, usage);
     return ALLOC_EXIT_USAGE;
 }
+
+db_conn *cli_connect_db(const alloc_config *cfg, const char *cmd) {
+    char err[DB_ERRMSG_MAX];
+    db_conn *c = db_connect(cfg->pg_dsn, err, sizeof err);
+    if (!c && cmd)
+        cli_error("%s: %s", cmd, err);
+    else if (!c)
+        cli_error("%s", err);
+    return c;
+}
+
+int cli_fail_db(const db_error *err, const char *fmt, ...) {
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    cli_error("%s: %s", what, err ? err->msg : "unknown error");
+    return ALLOC_EXIT_RUNTIME;
+}
+
+int cli_refuse(const char *fmt, ...) {
+    char msg[sizeof first_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cli_error("%s", msg);
+    return ALLOC_EXIT_REFUSED;
+}

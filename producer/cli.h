@@ -1,10 +1,14 @@
 /* The producer's error lines: every command prints its errors as
  * "alloc-producer: <what>" on stderr, one line each (DESIGN.md 4), and a run
- * keeps the first of them as the cause it records on a failed run. */
+ * keeps the first of them as the cause it records on a failed run. Also the
+ * commands' PostgreSQL connection and the error lines of its failures. */
 #ifndef ALLOC_PRODUCER_CLI_H
 #define ALLOC_PRODUCER_CLI_H
 
 #include <stdarg.h>
+
+#include "config.h"
+#include "db.h"
 
 /* Prints "alloc-producer: " and the formatted message (no newline in fmt) as
  * one line on stderr, and remembers it when it is the first line printed by
@@ -18,5 +22,18 @@ const char *cli_first_error(void);
 /* Prints a usage error (the formatted message, then "usage: USAGE") with
  * every connection-string-like word masked; returns ALLOC_EXIT_USAGE. */
 int cli_usage_error(const char *usage, const char *fmt, va_list ap);
+
+/* Connects to PostgreSQL; on failure prints "alloc-producer: CMD: why" (the
+ * reason alone when cmd is NULL) and returns NULL. Free with db_close. */
+db_conn *cli_connect_db(const alloc_config *cfg, const char *cmd);
+
+/* Prints "alloc-producer: <formatted what>: <err's message>" ("unknown error"
+ * when err is NULL); returns ALLOC_EXIT_RUNTIME. E.g. cli_fail_db(&err,
+ * "publish: committing"). */
+int cli_fail_db(const db_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "alloc-producer: <formatted message>" (a refusal by state, e.g.
+ * "publish: period 2026-10 is closed: ..."); returns ALLOC_EXIT_REFUSED. */
+int cli_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

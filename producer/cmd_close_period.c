@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "review.h"
@@ -44,14 +45,14 @@ static int close_period(db_conn *c, const char *period, int force, char *msg, si
                              "FROM period WHERE period_code = $1 FOR UPDATE",
                              1, params, PGRES_TUPLES_OK, &err);
     if (!res)
-        return review_fail("close-period", "locking the period", &err);
+        return cli_fail_db(&err, "close-period: locking the period");
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return review_refuse("close-period", "period %s does not exist", period);
+        return cli_refuse("close-period: period %s does not exist", period);
     }
     if (strcmp(PQgetvalue(res, 0, 0), "closed") == 0) {
-        int rc = review_refuse("close-period", "period %s is already closed (since %s)", period,
-                               PQgetisnull(res, 0, 1) ? "an unknown time" : PQgetvalue(res, 0, 1));
+        int rc = cli_refuse("close-period: period %s is already closed (since %s)", period,
+                            PQgetisnull(res, 0, 1) ? "an unknown time" : PQgetvalue(res, 0, 1));
         PQclear(res);
         return rc;
     }
@@ -63,28 +64,26 @@ static int close_period(db_conn *c, const char *period, int force, char *msg, si
                                "WHERE period_code = $1 AND status = 'running'",
                                1, params, &running, &err);
     if (found < 0)
-        return review_fail("close-period", "looking for running runs", &err);
+        return cli_fail_db(&err, "close-period: looking for running runs");
     if (found)
-        return review_refuse("close-period",
-                             "period %s has run %" PRId64
-                             " running; wait for it to finish or abort it",
-                             period, running);
+        return cli_refuse("close-period: period %s has run %" PRId64
+                          " running; wait for it to finish or abort it",
+                          period, running);
 
     int64_t published = 0;
     found = review_published(c, period, &published, &err);
     if (found < 0)
-        return review_fail("close-period", "reading report_published", &err);
+        return cli_fail_db(&err, "close-period: reading report_published");
     if (!found && !force)
-        return review_refuse("close-period",
-                             "period %s has no published run: publish one first "
-                             "(alloc-producer publish --period %s) or close it with --force",
-                             period, period);
+        return cli_refuse("close-period: period %s has no published run: publish one first "
+                          "(alloc-producer publish --period %s) or close it with --force",
+                          period, period);
 
     if (db_exec_params(c,
                        "UPDATE period SET status = 'closed', closed_at = now() "
                        "WHERE period_code = $1",
                        1, params, &err) < 0)
-        return review_fail("close-period", "closing the period", &err);
+        return cli_fail_db(&err, "close-period: closing the period");
     char published_text[24];
     snprintf(published_text, sizeof published_text, "%" PRId64, published);
     const char *log_params[] = {period, found ? published_text : NULL, force ? "true" : "false"};
@@ -93,7 +92,7 @@ static int close_period(db_conn *c, const char *period, int force, char *msg, si
                        "($2::bigint, 'period_closed', jsonb_build_object('period', $1::text, "
                        "'forced', $3::boolean))",
                        3, log_params, &err) < 0)
-        return review_fail("close-period", "writing run_log", &err);
+        return cli_fail_db(&err, "close-period: writing run_log");
 
     if (found)
         snprintf(msg, msglen, "closed period %s (published report: run %" PRId64 ")", period,
@@ -127,19 +126,19 @@ int cmd_close_period(const alloc_config *cfg, int argc, char **argv) {
     if (!util_period_valid(period))
         return usage_error(close_usage, "close-period: bad period '%s' (want YYYY-MM)", period);
 
-    db_conn *c = review_connect(cfg, "close-period");
+    db_conn *c = cli_connect_db(cfg, "close-period");
     if (!c)
         return ALLOC_EXIT_RUNTIME;
     db_error err;
     int rc;
     char msg[256] = "";
     if (db_begin(c, NULL, &err) < 0) {
-        rc = review_fail("close-period", "starting the transaction", &err);
+        rc = cli_fail_db(&err, "close-period: starting the transaction");
     } else {
         rc = close_period(c, period, force, msg, sizeof msg);
         if (rc == ALLOC_EXIT_OK) {
             if (db_commit(c, &err) < 0)
-                rc = review_fail("close-period", "committing", &err);
+                rc = cli_fail_db(&err, "close-period: committing");
         } else {
             db_rollback(c, NULL);
         }

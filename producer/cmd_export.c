@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "report_fmt.h"
@@ -144,9 +145,9 @@ static int choose_run(db_conn *c, const export_args *a, int64_t *run_id, const c
     db_error err;
     int found = review_period(c, a->period, 0, NULL, 0, NULL, 0, &err);
     if (found < 0)
-        return review_fail("export", "reading the period", &err);
+        return cli_fail_db(&err, "export: reading the period");
     if (!found)
-        return review_refuse("export", "period %s does not exist", a->period);
+        return cli_refuse("export: period %s does not exist", a->period);
 
     int rc = review_choose_run(c, "export", a->period, a->run_id, run_id, how);
     if (rc != ALLOC_EXIT_OK)
@@ -158,9 +159,9 @@ static int choose_run(db_conn *c, const export_args *a, int64_t *run_id, const c
         found = db_query_int64(c, "SELECT 1 FROM report_version WHERE version = $1", 1, params,
                                &one, &err);
         if (found < 0)
-            return review_fail("export", "reading report_version", &err);
+            return cli_fail_db(&err, "export: reading report_version");
         if (!found)
-            return review_refuse("export", "version %s does not exist", a->version);
+            return cli_refuse("export: version %s does not exist", a->version);
     }
 
     /* with --detail: the run's detail flag (its results are in place: the
@@ -173,14 +174,13 @@ static int choose_run(db_conn *c, const export_args *a, int64_t *run_id, const c
     PGresult *res = db_query(c, "SELECT detail FROM alloc_run WHERE run_id = $1", 1, params,
                              PGRES_TUPLES_OK, &err);
     if (!res)
-        return review_fail("export", "reading the run", &err);
+        return cli_fail_db(&err, "export: reading the run");
     if (PQntuples(res) != 1)
-        rc = review_refuse("export", "run %" PRId64 " does not exist", *run_id);
+        rc = cli_refuse("export: run %" PRId64 " does not exist", *run_id);
     else if (PQgetvalue(res, 0, 0)[0] != 't')
-        rc = review_refuse("export",
-                           "run %" PRId64 " was made without --detail: it has no alloc_detail "
-                           "rows (run --period %s --detail)",
-                           *run_id, a->period);
+        rc = cli_refuse("export: run %" PRId64 " was made without --detail: it has no alloc_detail "
+                        "rows (run --period %s --detail)",
+                        *run_id, a->period);
     PQclear(res);
     return rc;
 }
@@ -190,7 +190,7 @@ static int file_task(db_conn *c, const export_args *a, int64_t *task_id, int64_t
                      const char **how) {
     db_error err;
     if (db_begin(c, "REPEATABLE READ", &err) < 0)
-        return review_fail("export", "starting the transaction", &err);
+        return cli_fail_db(&err, "export: starting the transaction");
     int rc = choose_run(c, a, run_id, how);
     if (rc == ALLOC_EXIT_OK) {
         char run[24];
@@ -202,7 +202,7 @@ static int file_task(db_conn *c, const export_args *a, int64_t *task_id, int64_t
                                    "  run_id) VALUES ($1, $2, $3, $4, $5) RETURNING task_id",
                                    5, params, task_id, &err);
         if (found != 1 || db_commit(c, &err) < 0)
-            rc = review_fail("export", "filing the task", &err);
+            rc = cli_fail_db(&err, "export: filing the task");
     }
     if (rc != ALLOC_EXIT_OK)
         db_rollback(c, NULL);
@@ -233,11 +233,11 @@ static int wait_task(db_conn *c, const export_args *a, int64_t task_id) {
         if (!res) {
             if (err.conn_lost && db_reset(c, 30000, &err) == 0)
                 continue;
-            return review_fail("export", "reading the task", &err);
+            return cli_fail_db(&err, "export: reading the task");
         }
         if (PQntuples(res) != 1) {
             PQclear(res);
-            return review_refuse("export", "task %" PRId64 " no longer exists", task_id);
+            return cli_refuse("export: task %" PRId64 " no longer exists", task_id);
         }
         const char *status = PQgetvalue(res, 0, 0);
         if (!strcmp(status, "done")) {
@@ -300,10 +300,10 @@ static int show_task(db_conn *c, const export_args *a) {
                                                                            "task_id = $1",
         1, params, PGRES_TUPLES_OK, &err);
     if (!res)
-        return review_fail("export", "reading the task", &err);
+        return cli_fail_db(&err, "export: reading the task");
     if (PQntuples(res) != 1) {
         PQclear(res);
-        return review_refuse("export", "task %" PRId64 " does not exist", a->task_id);
+        return cli_refuse("export: task %" PRId64 " does not exist", a->task_id);
     }
     int n = (int)(sizeof task_fields / sizeof task_fields[0]);
     int rc = ALLOC_EXIT_OK;
@@ -352,7 +352,7 @@ int cmd_export(const alloc_config *cfg, int argc, char **argv) {
     if (rc != ALLOC_EXIT_OK)
         return rc;
 
-    db_conn *c = review_connect(cfg, "export");
+    db_conn *c = cli_connect_db(cfg, "export");
     if (!c)
         return ALLOC_EXIT_RUNTIME;
     if (a.status_text) {

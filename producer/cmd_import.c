@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "import_engine.h"
 #include "import_template.h"
@@ -292,7 +293,7 @@ int cmd_import(const alloc_config *cfg, int argc, char **argv) {
         return ALLOC_EXIT_VALIDATION;
     }
     int rc = ALLOC_EXIT_RUNTIME;
-    db_conn *c = review_connect(cfg, "import");
+    db_conn *c = cli_connect_db(cfg, "import");
     if (c) {
         import_request req = {f, strcmp(file, "-") == 0 ? "<stdin>" : file, period, dry_run};
         rc = import_run(c, t, &req);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "formulas.h"
@@ -689,7 +690,7 @@ static int check_rule_versions_db(db_conn *c, import_check *ck, const ruleset_in
     db_error e;
     PGresult *v = db_query(c, "SELECT version FROM report_version", 0, NULL, PGRES_TUPLES_OK, &e);
     if (!v)
-        return review_fail("import", "reading report_version", &e);
+        return cli_fail_db(&e, "import: reading report_version");
     int nv = PQntuples(v);
     char **known = calloc((size_t)nv + 1, sizeof *known);
     ALLOC_ASSERT(known != NULL);
@@ -713,7 +714,7 @@ static int replace_rows(db_conn *c, import_check *ck, ruleset_in *r, int64_t rep
                               "hashtext($1))",
                               1, rp, PGRES_TUPLES_OK, &e);
     if (!lock)
-        return review_fail("import", "locking the ruleset", &e);
+        return cli_fail_db(&e, "import: locking the ruleset");
     PQclear(lock);
     int rc = check_rule_versions_db(c, ck, r);
     if (rc != ALLOC_EXIT_OK)
@@ -723,7 +724,7 @@ static int replace_rows(db_conn *c, import_check *ck, ruleset_in *r, int64_t rep
 
     PGresult *t = db_query(c, STAMP_TIME_SQL, 1, rp, PGRES_TUPLES_OK, &e);
     if (!t)
-        return review_fail("import", "reading the ruleset's update times", &e);
+        return cli_fail_db(&e, "import: reading the ruleset's update times");
     char at[64];
     snprintf(at, sizeof at, "%s", PQgetvalue(t, 0, 0));
     PQclear(t);
@@ -735,14 +736,14 @@ static int replace_rows(db_conn *c, import_check *ck, ruleset_in *r, int64_t rep
         replaced[i] = db_exec_params(c, del, 1, rp, &e);
         snprintf(what, sizeof what, "replacing %s", REPLACE[i].table);
         if (replaced[i] < 0)
-            return review_fail("import", what, &e);
+            return cli_fail_db(&e, "import: %s", what);
         char *rows = json_dumps(arrays[i], JSON_COMPACT);
         ALLOC_ASSERT(rows != NULL);
         const char *ip[] = {r->name, rows, at};
         int64_t n = db_exec_params(c, REPLACE[i].insert, 3, ip, &e);
         free(rows);
         if (n < 0)
-            return review_fail("import", what, &e);
+            return cli_fail_db(&e, "import: %s", what);
     }
     if (r->versions && json_array_size(r->versions) > 0) {
         char *rows = json_dumps(r->versions, JSON_COMPACT);
@@ -758,7 +759,7 @@ static int replace_rows(db_conn *c, import_check *ck, ruleset_in *r, int64_t rep
                                    1, vp, &e);
         free(rows);
         if (n < 0)
-            return review_fail("import", "upserting report_version", &e);
+            return cli_fail_db(&e, "import: upserting report_version");
     }
     return ALLOC_EXIT_OK;
 }
@@ -784,20 +785,20 @@ int import_ruleset(const alloc_config *cfg, const char *file) {
     if (r.parsed) {
         /* the versions the allocation rules name are checked even when the file
          * has other errors, so that one attempt lists every problem */
-        c = errors ? db_connect(cfg->pg_dsn, why, sizeof why) : review_connect(cfg, "import");
+        c = errors ? db_connect(cfg->pg_dsn, why, sizeof why) : cli_connect_db(cfg, "import");
         db_error e;
         if (!c) {
             if (errors)
                 fprintf(stderr, "alloc-producer: import: versions not checked: %s\n", why);
             rc = errors ? ALLOC_EXIT_VALIDATION : ALLOC_EXIT_RUNTIME;
         } else if (db_begin(c, NULL, &e) != 0) {
-            rc = review_fail("import", "starting the transaction", &e);
+            rc = cli_fail_db(&e, "import: starting the transaction");
         } else {
             rc = errors ? check_rule_versions_db(c, &ck, &r) : replace_rows(c, &ck, &r, replaced);
             if (rc == ALLOC_EXIT_OK && ck.errors)
                 rc = ALLOC_EXIT_VALIDATION;
             if (rc == ALLOC_EXIT_OK && db_commit(c, &e) != 0)
-                rc = review_fail("import", "committing", &e);
+                rc = cli_fail_db(&e, "import: committing");
             if (rc != ALLOC_EXIT_OK)
                 db_rollback(c, NULL);
         }

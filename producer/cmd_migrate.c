@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "migrations.h"
@@ -26,11 +27,6 @@ static void print_help(void) {
            "recording them in schema_migration. Running it again changes nothing.\n"
            "Concurrent runs wait for each other.\n\n%s",
            migrate_usage, config_flags_help());
-}
-
-static int migrate_fail(const char *what, const db_error *err) {
-    fprintf(stderr, "alloc-producer: migrate: %s: %s\n", what, err->msg);
-    return ALLOC_EXIT_RUNTIME;
 }
 
 /* 1 when version is among the applied ones. */
@@ -66,16 +62,16 @@ static int migrate(db_conn *c) {
     PGresult *res =
         db_query(c, "SELECT pg_advisory_lock($1::bigint)", 1, lock_key, PGRES_TUPLES_OK, &err);
     if (!res)
-        return migrate_fail("taking the migration lock", &err);
+        return cli_fail_db(&err, "migrate: taking the migration lock");
     PQclear(res);
 
     if (db_exec(c, create_schema_migration, &err) < 0)
-        return migrate_fail("creating schema_migration", &err);
+        return cli_fail_db(&err, "migrate: creating schema_migration");
 
     res = db_query(c, "SELECT version FROM schema_migration ORDER BY version", 0, NULL,
                    PGRES_TUPLES_OK, &err);
     if (!res)
-        return migrate_fail("reading schema_migration", &err);
+        return cli_fail_db(&err, "migrate: reading schema_migration");
     int napplied = PQntuples(res);
     int *applied = malloc(sizeof *applied * (size_t)(napplied > 0 ? napplied : 1));
     if (!applied) {
@@ -103,7 +99,7 @@ static int migrate(db_conn *c) {
         if (apply_one(c, m, &err) < 0) {
             char what[160];
             snprintf(what, sizeof what, "migration %s", m->name);
-            rc = migrate_fail(what, &err);
+            rc = cli_fail_db(&err, "migrate: %s", what);
             break;
         }
         printf("applied migration %s\n", m->name);
@@ -115,7 +111,7 @@ static int migrate(db_conn *c) {
 
     int64_t version = 0;
     if (db_query_int64(c, "SELECT max(version) FROM schema_migration", 0, NULL, &version, &err) < 0)
-        return migrate_fail("reading schema_migration", &err);
+        return cli_fail_db(&err, "migrate: reading schema_migration");
     int known = migrations_count > 0 ? migrations[migrations_count - 1].version : 0;
     if (version > known)
         fprintf(stderr,
@@ -135,12 +131,9 @@ int cmd_migrate(const alloc_config *cfg, int argc, char **argv) {
     if (argc > 0)
         return usage_error(migrate_usage, "migrate: unexpected argument '%s'", argv[0]);
 
-    char cerr[DB_ERRMSG_MAX];
-    db_conn *c = db_connect(cfg->pg_dsn, cerr, sizeof cerr);
-    if (!c) {
-        fprintf(stderr, "alloc-producer: migrate: %s\n", cerr);
+    db_conn *c = cli_connect_db(cfg, "migrate");
+    if (!c)
         return ALLOC_EXIT_RUNTIME;
-    }
     int rc = migrate(c);
     db_close(c);
     return rc;

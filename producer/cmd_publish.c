@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "report_fmt.h"
@@ -42,12 +43,12 @@ static int publish(db_conn *c, const char *period, int64_t run_arg, int force, i
     /* The period row lock orders this against close-period and other publishes. */
     int found = review_period(c, period, 1, status, sizeof status, NULL, 0, &err);
     if (found < 0)
-        return review_fail("publish", "locking the period", &err);
+        return cli_fail_db(&err, "publish: locking the period");
     if (!found)
-        return review_refuse("publish", "period %s does not exist", period);
+        return cli_refuse("publish: period %s does not exist", period);
     if (strcmp(status, "closed") == 0)
-        return review_refuse("publish", "period %s is closed: its published report cannot change",
-                             period);
+        return cli_refuse("publish: period %s is closed: its published report cannot change",
+                          period);
 
     /* the run: --run, else the latest succeeded run whose results were not
      * replaced; either must be succeeded with its results in place */
@@ -57,20 +58,20 @@ static int publish(db_conn *c, const char *period, int64_t run_arg, int force, i
         char why[1024];
         found = review_run(c, run_arg, &info, &err);
         if (found < 0)
-            return review_fail("publish", "reading the run", &err);
+            return cli_fail_db(&err, "publish: reading the run");
         if (!found)
-            return review_refuse("publish", "run %" PRId64 " does not exist", run_arg);
+            return cli_refuse("publish: run %" PRId64 " does not exist", run_arg);
         if (strcmp(info.period, period) != 0)
-            return review_refuse("publish", "run %" PRId64 " belongs to period %s, not %s", run_arg,
-                                 info.period, period);
+            return cli_refuse("publish: run %" PRId64 " belongs to period %s, not %s", run_arg,
+                              info.period, period);
         if (!review_run_readable(run_arg, &info, why, sizeof why))
-            return review_refuse("publish", "%s", why);
+            return cli_refuse("publish: %s", why);
     } else {
         found = review_latest_succeeded(c, period, &run_id, &err);
         if (found < 0)
-            return review_fail("publish", "looking for the latest succeeded run", &err);
+            return cli_fail_db(&err, "publish: looking for the latest succeeded run");
         if (!found)
-            return review_refuse("publish", "period %s has no succeeded run", period);
+            return cli_refuse("publish: period %s has no succeeded run", period);
     }
 
     char id[24];
@@ -80,18 +81,17 @@ static int publish(db_conn *c, const char *period, int64_t run_arg, int force, i
     if (db_query_int64(
             c, "SELECT count(*) FROM audit_finding WHERE run_id = $1 AND severity = 'error'", 1,
             id_param, &errors, &err) < 0)
-        return review_fail("publish", "counting the run's error findings", &err);
+        return cli_fail_db(&err, "publish: counting the run's error findings");
     if (errors > 0 && !force)
-        return review_refuse("publish",
-                             "run %" PRId64 " of period %s has %" PRId64
-                             " error finding%s; review them (status --run %" PRId64
-                             ") or publish with --force",
-                             run_id, period, errors, errors == 1 ? "" : "s", run_id);
+        return cli_refuse("publish: run %" PRId64 " of period %s has %" PRId64
+                          " error finding%s; review them (status --run %" PRId64
+                          ") or publish with --force",
+                          run_id, period, errors, errors == 1 ? "" : "s", run_id);
 
     int64_t previous = 0;
     found = review_published(c, period, &previous, &err);
     if (found < 0)
-        return review_fail("publish", "reading report_published", &err);
+        return cli_fail_db(&err, "publish: reading report_published");
     if (found && previous == run_id) {
         snprintf(msg, msglen, "run %" PRId64 " is already the published report of period %s",
                  run_id, period);
@@ -104,7 +104,7 @@ static int publish(db_conn *c, const char *period, int64_t run_arg, int force, i
                        "VALUES ($1, $2, now()) ON CONFLICT (period_code) DO UPDATE "
                        "SET run_id = EXCLUDED.run_id, published_at = EXCLUDED.published_at",
                        2, pub_params, &err) < 0)
-        return review_fail("publish", "switching report_published", &err);
+        return cli_fail_db(&err, "publish: switching report_published");
 
     char prev_text[24], errors_text[24];
     snprintf(prev_text, sizeof prev_text, "%" PRId64, previous);
@@ -116,7 +116,7 @@ static int publish(db_conn *c, const char *period, int64_t run_arg, int force, i
                        "jsonb_build_object('period', $2::text, 'previous_run', $3::bigint, "
                        "'forced', $4::boolean, 'error_findings', $5::bigint))",
                        5, log_params, &err) < 0)
-        return review_fail("publish", "writing run_log", &err);
+        return cli_fail_db(&err, "publish: writing run_log");
     *changed = 1;
 
     size_t n = (size_t)snprintf(msg, msglen, "published run %" PRId64 " as the report of period %s",
@@ -162,20 +162,20 @@ int cmd_publish(const alloc_config *cfg, int argc, char **argv) {
         return usage_error(publish_usage, "publish: bad run id '%s' (want a positive integer)",
                            run_text);
 
-    db_conn *c = review_connect(cfg, "publish");
+    db_conn *c = cli_connect_db(cfg, "publish");
     if (!c)
         return ALLOC_EXIT_RUNTIME;
     db_error err;
     int rc;
     if (db_begin(c, NULL, &err) < 0) {
-        rc = review_fail("publish", "starting the transaction", &err);
+        rc = cli_fail_db(&err, "publish: starting the transaction");
     } else {
         int changed = 0;
         char msg[256] = "";
         rc = publish(c, period, run_id, force, &changed, msg, sizeof msg);
         if (rc == ALLOC_EXIT_OK && changed) {
             if (db_commit(c, &err) < 0)
-                rc = review_fail("publish", "committing", &err);
+                rc = cli_fail_db(&err, "publish: committing");
         } else {
             db_rollback(c, NULL);
         }

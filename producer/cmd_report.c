@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "report_fmt.h"
@@ -98,9 +99,9 @@ static int resolve_target(db_conn *c, report_target *t, int64_t run_arg) {
     db_error err;
     int found = review_period(c, t->period, 0, NULL, 0, t->ruleset, sizeof t->ruleset, &err);
     if (found < 0)
-        return review_fail("report", "reading the period", &err);
+        return cli_fail_db(&err, "report: reading the period");
     if (!found)
-        return review_refuse("report", "period %s does not exist", t->period);
+        return cli_refuse("report: period %s does not exist", t->period);
 
     int rc = review_choose_run(c, "report", t->period, run_arg, &t->run_id, &t->how);
     if (rc != ALLOC_EXIT_OK)
@@ -114,7 +115,7 @@ static int resolve_target(db_conn *c, report_target *t, int64_t run_arg) {
         db_query(c, "SELECT ruleset FROM alloc_run WHERE run_id = $1 AND ruleset IS NOT NULL", 1,
                  id_param, PGRES_TUPLES_OK, &err);
     if (!res)
-        return review_fail("report", "reading the run", &err);
+        return cli_fail_db(&err, "report: reading the run");
     if (PQntuples(res) == 1)
         snprintf(t->ruleset, sizeof t->ruleset, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -125,9 +126,9 @@ static int resolve_target(db_conn *c, report_target *t, int64_t run_arg) {
         found = db_query_int64(c, "SELECT 1 FROM report_version WHERE version = $1", 1, params,
                                &one, &err);
         if (found < 0)
-            return review_fail("report", "reading report_version", &err);
+            return cli_fail_db(&err, "report: reading report_version");
         if (!found)
-            return review_refuse("report", "version %s does not exist", t->version);
+            return cli_refuse("report: version %s does not exist", t->version);
     }
 
     /* A data source is known when the run has rows of it or a project belongs
@@ -141,12 +142,11 @@ static int resolve_target(db_conn *c, report_target *t, int64_t run_arg) {
                                "OR EXISTS (SELECT 1 FROM project WHERE data_source = $2)",
                                2, params, &one, &err);
         if (found < 0)
-            return review_fail("report", "looking for the data source", &err);
+            return cli_fail_db(&err, "report: looking for the data source");
         if (!found)
-            return review_refuse("report",
-                                 "data source %s is unknown: no project and no row of run "
-                                 "%" PRId64 " has it",
-                                 t->data_source, t->run_id);
+            return cli_refuse("report: data source %s is unknown: no project and no row of run "
+                              "%" PRId64 " has it",
+                              t->data_source, t->run_id);
     }
     return ALLOC_EXIT_OK;
 }
@@ -179,7 +179,7 @@ static int64_t stream_rows(db_conn *c, const report_target *t, const char *versi
     db_error err;
     db_stream *s = db_stream_open(c, t->byte_order ? rows_sql_plain : rows_sql_c, 3, params, &err);
     if (!s) {
-        review_fail("report", "reading report_after", &err);
+        cli_fail_db(&err, "report: reading report_after");
         return -1;
     }
     db_stream_set_fetch_rows(s, REPORT_FETCH_ROWS);
@@ -194,7 +194,7 @@ static int64_t stream_rows(db_conn *c, const report_target *t, const char *versi
     }
     db_stream_close(s);
     if (more < 0) {
-        review_fail("report", "reading report_after", &err);
+        cli_fail_db(&err, "report: reading report_after");
         return -1;
     }
     return n;
@@ -518,7 +518,7 @@ static PGresult *read_versions(db_conn *c, const report_target *t) {
                              "ORDER BY version COLLATE \"C\"",
                              1, params, PGRES_TUPLES_OK, &err);
     if (!res)
-        review_fail("report", "reading report_version", &err);
+        cli_fail_db(&err, "report: reading report_version");
     return res;
 }
 
@@ -542,7 +542,7 @@ static PGresult *read_items(db_conn *c, const report_target *t) {
                              "ORDER BY sort_order, item_code COLLATE \"C\"",
                              2, params, PGRES_TUPLES_OK, &err);
     if (!res)
-        review_fail("report", "reading report_item", &err);
+        cli_fail_db(&err, "report: reading report_item");
     return res;
 }
 
@@ -564,7 +564,7 @@ static PGresult *read_cells(db_conn *c, const report_target *t, const char *vers
                                    "WHERE run_id = $1 AND version = $2 AND project_code = '#TOTAL'",
                                    2, params, PGRES_TUPLES_OK, &err);
     if (!res)
-        review_fail("report", "reading report_after", &err);
+        cli_fail_db(&err, "report: reading report_after");
     return res;
 }
 
@@ -763,7 +763,7 @@ static int html_add_facts(report_html *page, db_conn *c, const report_target *t,
     int64_t published = 0;
     int found = review_published(c, t->period, &published, &err);
     if (found < 0)
-        return review_fail("report", "reading report_published", &err);
+        return cli_fail_db(&err, "report: reading report_published");
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, t->run_id);
     const char *params[] = {id};
@@ -772,7 +772,7 @@ static int html_add_facts(report_html *page, db_conn *c, const report_target *t,
                              "'YYYY-MM-DD HH24:MI \"UTC\"'), '') FROM alloc_run WHERE run_id = $1",
                              1, params, PGRES_TUPLES_OK, &err);
     if (!run)
-        return review_fail("report", "reading the run", &err);
+        return cli_fail_db(&err, "report: reading the run");
 
     char text[1024];
     int ok = report_html_add_fact(page, "Period", t->period, REPORT_HTML_PLAIN) == 0;
@@ -979,7 +979,7 @@ int cmd_report(const alloc_config *cfg, int argc, char **argv) {
         return usage_error(report_usage,
                            "report: --out goes with --format html only (not --checksum)");
 
-    db_conn *c = review_connect(cfg, "report");
+    db_conn *c = cli_connect_db(cfg, "report");
     if (!c)
         return ALLOC_EXIT_RUNTIME;
     db_error err;
@@ -988,7 +988,7 @@ int cmd_report(const alloc_config *cfg, int argc, char **argv) {
     t.byte_order = db_keys_in_byte_order(c, tables, 1);
     if (db_begin(c, "REPEATABLE READ READ ONLY", &err) < 0) {
         db_close(c);
-        return review_fail("report", "starting the read transaction", &err);
+        return cli_fail_db(&err, "report: starting the read transaction");
     }
     int rc = resolve_target(c, &t, run_arg);
     if (rc == ALLOC_EXIT_OK) {

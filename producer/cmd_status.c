@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "report_fmt.h"
@@ -215,24 +216,24 @@ static int status(db_conn *c, const char *period, const char *run_text, int64_t 
     if (period) {
         int found = review_period(c, period, 0, NULL, 0, NULL, 0, &err);
         if (found < 0)
-            return review_fail("status", "reading the period", &err);
+            return cli_fail_db(&err, "status: reading the period");
         if (!found)
-            return review_refuse("status", "period %s does not exist", period);
+            return cli_refuse("status: period %s does not exist", period);
     }
     review_run_info info;
     if (run_text) {
         int found = review_run(c, run_id, &info, &err);
         if (found < 0)
-            return review_fail("status", "reading the run", &err);
+            return cli_fail_db(&err, "status: reading the run");
         if (!found)
-            return review_refuse("status", "run %" PRId64 " does not exist", run_id);
+            return cli_refuse("status: run %" PRId64 " does not exist", run_id);
     }
     char limit[16];
     snprintf(limit, sizeof limit, "%d", STATUS_LIMIT);
     const char *params[] = {period, run_text, limit};
     PGresult *res = db_query(c, runs_sql, 3, params, PGRES_TUPLES_OK, &err);
     if (!res)
-        return review_fail("status", "reading the runs", &err);
+        return cli_fail_db(&err, "status: reading the runs");
     int rc = ALLOC_EXIT_OK;
     if (json) {
         rc = print_json(res);
@@ -253,7 +254,7 @@ static int status(db_conn *c, const char *period, const char *run_text, int64_t 
      * (exit 4) naming the run and why (DESIGN.md 5.6) */
     char why[1024];
     if (rc == ALLOC_EXIT_OK && run_text && !review_run_readable(run_id, &info, why, sizeof why))
-        rc = review_refuse("status", "%s", why);
+        rc = cli_refuse("status: %s", why);
     return rc;
 }
 
@@ -290,7 +291,7 @@ int cmd_status(const alloc_config *cfg, int argc, char **argv) {
         return usage_error(status_usage, "status: bad run id '%s' (want a positive integer)",
                            run_text);
 
-    db_conn *c = review_connect(cfg, "status");
+    db_conn *c = cli_connect_db(cfg, "status");
     if (!c)
         return ALLOC_EXIT_RUNTIME;
     int rc = status(c, period, run_text, run_id, json);

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "check.h"
+#include "cli.h"
 #include "csv.h"
 #include "report_fmt.h"
 #include "review.h"
@@ -174,9 +175,9 @@ typedef struct import_job {
  * expression, a pattern): the template refused the data, or is wrong. */
 static int template_step_failed(import_job *j, const char *what, const db_error *err) {
     if (err->conn_lost)
-        return review_fail("import", what, err);
+        return cli_fail_db(err, "import: %s", what);
     if (db_error_is(err, DB_SQLSTATE_PERIOD_CLOSED))
-        return review_refuse("import", "%s", err->msg);
+        return cli_refuse("import: %s", err->msg);
     fprintf(stderr, "%s: template %s: %s: %s\n", j->req->label, j->t->name, what, err->msg);
     return ALLOC_EXIT_VALIDATION;
 }
@@ -200,12 +201,12 @@ static int lock_period(import_job *j) {
     char status[32];
     int found = review_period(j->c, j->req->period, 1, status, sizeof status, NULL, 0, &err);
     if (found < 0)
-        return review_fail("import", "locking the period", &err);
+        return cli_fail_db(&err, "import: locking the period");
     if (!found)
-        return review_refuse("import", "period %s does not exist", j->req->period);
+        return cli_refuse("import: period %s does not exist", j->req->period);
     if (strcmp(status, "open") != 0)
-        return review_refuse("import", "period %s is %s: its %s cannot change", j->req->period,
-                             status, import_target_table(j->t->target));
+        return cli_refuse("import: period %s is %s: its %s cannot change", j->req->period, status,
+                          import_target_table(j->t->target));
     return ALLOC_EXIT_OK;
 }
 
@@ -369,7 +370,7 @@ static int load_rows(import_job *j, csv_reader *r) {
     }
     if (db_exec(j->c, q.data, &err) < 0) {
         strbuf_free(&q);
-        return review_fail("import", "creating the staging table", &err);
+        return cli_fail_db(&err, "import: creating the staging table");
     }
     q.len = 0;
     strbuf_addf(&q, "COPY import_stage (line_no");
@@ -380,7 +381,7 @@ static int load_rows(import_job *j, csv_reader *r) {
     int rc = q.oom ? -1 : db_copy_in_begin(j->c, q.data, &err);
     strbuf_free(&q);
     if (rc < 0)
-        return review_fail("import", "starting the COPY into the staging table", &err);
+        return cli_fail_db(&err, "import: starting the COPY into the staging table");
 
     for (;;) {
         int got = csv_next(r);
@@ -434,12 +435,12 @@ static int load_rows(import_job *j, csv_reader *r) {
         }
         if (db_copy_row_end(j->c, &err) < 0) {
             db_copy_in_abort(j->c, "send failed");
-            return review_fail("import", "loading the staging table", &err);
+            return cli_fail_db(&err, "import: loading the staging table");
         }
         j->rows++;
     }
     if (db_copy_in_end(j->c, &err) < 0)
-        return review_fail("import", "loading the staging table", &err);
+        return cli_fail_db(&err, "import: loading the staging table");
     return ALLOC_EXIT_OK;
 }
 
@@ -700,7 +701,7 @@ static int validate_source(import_job *j) {
              "ORDER BY line_no, pos LIMIT %d",
              IMPORT_MAX_ERRORS_SHOWN);
     if (collect_errors(j, sql, 0, &err) < 0)
-        return review_fail("import", "reading the errors", &err);
+        return cli_fail_db(&err, "import: reading the errors");
     return ALLOC_EXIT_OK;
 }
 
@@ -730,7 +731,7 @@ static int map_rows(import_job *j) {
     db_error err;
     if (q.oom || db_exec(j->c, q.data, &err) < 0) {
         strbuf_free(&q);
-        return q.oom ? ALLOC_EXIT_RUNTIME : review_fail("import", "creating import_rows", &err);
+        return q.oom ? ALLOC_EXIT_RUNTIME : cli_fail_db(&err, "import: creating import_rows");
     }
     q.len = 0;
     strbuf_addf(&q, "INSERT INTO import_rows (line_no");
@@ -878,7 +879,7 @@ static int validate_target(import_job *j) {
     int rc = collect_errors(j, q.data, 1, &err);
     strbuf_free(&q);
     if (rc < 0)
-        return review_fail("import", "checking the mapped rows", &err);
+        return cli_fail_db(&err, "import: checking the mapped rows");
     return ALLOC_EXIT_OK;
 }
 
@@ -900,7 +901,7 @@ static int store(import_job *j, char *msg, size_t msglen) {
                                  "FROM import_rows",
                                  0, NULL, PGRES_TUPLES_OK, &err);
         if (!res)
-            return review_fail("import", "summing up the drivers", &err);
+            return cli_fail_db(&err, "import: summing up the drivers");
         char drivers[256];
         snprintf(drivers, sizeof drivers, "%s", PQgetvalue(res, 0, 2));
         long long n_drivers = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -910,7 +911,7 @@ static int store(import_job *j, char *msg, size_t msglen) {
                                          "AND driver IN (SELECT driver FROM import_rows)",
                                          1, params, &err);
         if (deleted < 0)
-            return review_fail("import", "deleting the drivers' earlier values", &err);
+            return cli_fail_db(&err, "import: deleting the drivers' earlier values");
         int64_t inserted = db_exec_params(
             j->c,
             "INSERT INTO allocation_driver (period_code, driver, project_code, value) "
@@ -922,7 +923,7 @@ static int store(import_job *j, char *msg, size_t msglen) {
                 fprintf(stderr, "%s: %s\n", j->req->label, err.msg);
                 return ALLOC_EXIT_VALIDATION;
             }
-            return review_fail("import", "inserting the driver values", &err);
+            return cli_fail_db(&err, "import: inserting the driver values");
         }
         snprintf(msg, msglen,
                  "%" PRId64 " driver value%s for period %s from %s%s: driver%s %s "
@@ -938,7 +939,7 @@ static int store(import_job *j, char *msg, size_t msglen) {
                              "coalesce(sum(amount), 0)::numeric(20,2)::text FROM import_rows",
                              0, NULL, PGRES_TUPLES_OK, &err);
     if (!res)
-        return review_fail("import", "summing up the rows", &err);
+        return cli_fail_db(&err, "import: summing up the rows");
     long long pending = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     char total[REPORT_FMT_AMOUNT_MAX];
     if (report_fmt_thousands_text(PQgetvalue(res, 0, 1), total, sizeof total) < 0)
@@ -954,12 +955,12 @@ static int store(import_job *j, char *msg, size_t msglen) {
         0, NULL, &err);
     if (inserted < 0) {
         if (db_error_is(&err, DB_SQLSTATE_PERIOD_CLOSED))
-            return review_refuse("import", "%s", err.msg);
+            return cli_refuse("import: %s", err.msg);
         if (err.sqlstate[0] == '2' && !err.conn_lost) {
             fprintf(stderr, "%s: %s\n", j->req->label, err.msg);
             return ALLOC_EXIT_VALIDATION;
         }
-        return review_fail("import", "inserting the ledger rows", &err);
+        return cli_fail_db(&err, "import: inserting the ledger rows");
     }
     snprintf(msg, msglen,
              "%" PRId64 " ledger row%s for period %s from %s%s: %lld pending "
@@ -1038,15 +1039,15 @@ int import_run(db_conn *c, const import_template *t, const import_request *req) 
     if (rc != ALLOC_EXIT_OK) {
         fprintf(stderr, "alloc-producer: import: out of memory\n");
     } else if (db_begin(c, NULL, &err) < 0) {
-        rc = review_fail("import", "starting the transaction", &err);
+        rc = cli_fail_db(&err, "import: starting the transaction");
     } else if (db_exec(c, "SET LOCAL client_encoding = 'UTF8'", &err) < 0) {
-        rc = review_fail("import", "setting the client encoding", &err);
+        rc = cli_fail_db(&err, "import: setting the client encoding");
         db_rollback(c, NULL);
     } else {
         rc = import_in_transaction(&j, msg, sizeof msg);
         if (rc == ALLOC_EXIT_OK && !req->dry_run) {
             if (db_commit(c, &err) < 0)
-                rc = review_fail("import", "committing", &err);
+                rc = cli_fail_db(&err, "import: committing");
         } else {
             db_rollback(c, NULL);
         }

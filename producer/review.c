@@ -2,7 +2,6 @@
 #include "review.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,29 +24,6 @@ int review_arg(int argc, char **argv, int *i, const char *name, const char **val
         return -1;
     *value = argv[++*i];
     return 1;
-}
-
-db_conn *review_connect(const alloc_config *cfg, const char *cmd) {
-    char err[DB_ERRMSG_MAX];
-    db_conn *c = db_connect(cfg->pg_dsn, err, sizeof err);
-    if (!c)
-        fprintf(stderr, "alloc-producer: %s: %s\n", cmd, err);
-    return c;
-}
-
-int review_fail(const char *cmd, const char *what, const db_error *err) {
-    cli_error("%s: %s: %s", cmd, what, err ? err->msg : "unknown error");
-    return ALLOC_EXIT_RUNTIME;
-}
-
-int review_refuse(const char *cmd, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cli_error("%s: %s", cmd, msg);
-    return ALLOC_EXIT_REFUSED;
 }
 
 /* Copies column col of row 0 of res into buf (when buf is not NULL). */
@@ -127,39 +103,38 @@ int review_choose_run(db_conn *c, const char *cmd, const char *period, int64_t r
     if (run_arg) {
         int found = review_run(c, run_arg, &info, &err);
         if (found < 0)
-            return review_fail(cmd, "reading the run", &err);
+            return cli_fail_db(&err, "%s: reading the run", cmd);
         if (!found)
-            return review_refuse(cmd, "run %" PRId64 " does not exist", run_arg);
+            return cli_refuse("%s: run %" PRId64 " does not exist", cmd, run_arg);
         if (strcmp(info.period, period) != 0)
-            return review_refuse(cmd, "run %" PRId64 " belongs to period %s, not %s", run_arg,
-                                 info.period, period);
+            return cli_refuse("%s: run %" PRId64 " belongs to period %s, not %s", cmd, run_arg,
+                              info.period, period);
         if (!review_run_readable(run_arg, &info, why, sizeof why))
-            return review_refuse(cmd, "%s", why);
+            return cli_refuse("%s: %s", cmd, why);
         *run_id = run_arg;
         *how = "chosen with --run";
         return ALLOC_EXIT_OK;
     }
     int found = review_published(c, period, run_id, &err);
     if (found < 0)
-        return review_fail(cmd, "reading report_published", &err);
+        return cli_fail_db(&err, "%s: reading report_published", cmd);
     if (found) {
         /* publish admits only readable runs, and a published run is never
          * replaced: this holds unless the tables were edited by hand */
         found = review_run(c, *run_id, &info, &err);
         if (found < 0)
-            return review_fail(cmd, "reading the published run", &err);
+            return cli_fail_db(&err, "%s: reading the published run", cmd);
         if (!found || !review_run_readable(*run_id, &info, why, sizeof why))
-            return review_refuse(cmd,
-                                 "the published run %" PRId64 " of period %s is unreadable: %s",
-                                 *run_id, period, found ? why : "it does not exist");
+            return cli_refuse("%s: the published run %" PRId64 " of period %s is unreadable: %s",
+                              cmd, *run_id, period, found ? why : "it does not exist");
         *how = "published";
         return ALLOC_EXIT_OK;
     }
     found = review_latest_succeeded(c, period, run_id, &err);
     if (found < 0)
-        return review_fail(cmd, "looking for the latest succeeded run", &err);
+        return cli_fail_db(&err, "%s: looking for the latest succeeded run", cmd);
     if (!found)
-        return review_refuse(cmd, "period %s has no succeeded run", period);
+        return cli_refuse("%s: period %s has no succeeded run", cmd, period);
     *how = "latest succeeded, not published";
     return ALLOC_EXIT_OK;
 }

@@ -1,6 +1,6 @@
 /* What the review commands (report, status, publish, close-period) share:
- * flag parsing, error lines in the CLI's format, and the lookups of a period
- * and of the run a command works on. */
+ * flag parsing and the lookups of a period and of the run a command works on.
+ * Their error lines are cli.h's. */
 #ifndef ALLOC_PRODUCER_REVIEW_H
 #define ALLOC_PRODUCER_REVIEW_H
 
@@ -14,16 +14,6 @@
  * moved past it), 0 when argv[*i] is another argument, -1 when the value is
  * missing (the end of argv, or a next argument starting with "--"). */
 int review_arg(int argc, char **argv, int *i, const char *name, const char **value);
-
-/* Connects to PostgreSQL; on failure prints "alloc-producer: CMD: why" and
- * returns NULL. Free with db_close. */
-db_conn *review_connect(const alloc_config *cfg, const char *cmd);
-
-/* Prints "alloc-producer: CMD: WHAT: db message" to stderr; returns ALLOC_EXIT_RUNTIME. */
-int review_fail(const char *cmd, const char *what, const db_error *err);
-
-/* Prints "alloc-producer: CMD: message" to stderr; returns ALLOC_EXIT_REFUSED. */
-int review_refuse(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The period row: status ("open"/"closed") and ruleset into the buffers given
  * (either may be NULL). With lock != 0 the row is locked FOR UPDATE (inside

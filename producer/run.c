@@ -76,7 +76,7 @@ static int load_run(run_state *st, int64_t run_id, int *running) {
                  "WHERE r.run_id = $1",
                  1, p, PGRES_TUPLES_OK, &e);
     if (!r)
-        return run_fail_db("read run", &e);
+        return cli_fail_db(&e, "read run");
     if (PQntuples(r) == 0) {
         PQclear(r);
         cli_error("unknown run %" PRId64, run_id);
@@ -244,12 +244,9 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
     st.started = time(NULL);
     st.timeout_s = o.timeout_s;
     st.batch_size = o.batch_size;
-    char err[512];
-    st.db = db_connect(cfg->pg_dsn, err, sizeof err);
-    if (!st.db) {
-        cli_error("%s", err);
+    st.db = cli_connect_db(cfg, NULL);
+    if (!st.db)
         return ALLOC_EXIT_RUNTIME;
-    }
     run_durable_commits(st.db);
     int rc = run_snapshot(&st, &o);
     if (rc == ALLOC_EXIT_OK) {
@@ -316,12 +313,9 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
     st.started = time(NULL);
     st.timeout_s = timeout;
     st.batch_size = DEFAULT_BATCH_SIZE;
-    char err[512];
-    st.db = db_connect(cfg->pg_dsn, err, sizeof err);
-    if (!st.db) {
-        cli_error("%s", err);
+    st.db = cli_connect_db(cfg, NULL);
+    if (!st.db)
         return ALLOC_EXIT_RUNTIME;
-    }
     run_durable_commits(st.db);
     int running = 0;
     rc = load_run(&st, run_id, &running);
@@ -358,12 +352,9 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
     int rc = parse_run_id(ABORT_USAGE, argc, argv, &run_id, NULL);
     if (rc != ALLOC_EXIT_OK)
         return rc;
-    char err[512];
-    db_conn *db = db_connect(cfg->pg_dsn, err, sizeof err);
-    if (!db) {
-        cli_error("%s", err);
+    db_conn *db = cli_connect_db(cfg, NULL);
+    if (!db)
         return ALLOC_EXIT_RUNTIME;
-    }
     char id[32];
     run_i64s(run_id, id, sizeof id);
     const char *p[] = {id};
@@ -374,7 +365,7 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
                                "AND status = 'running'",
                                1, p, &e);
     if (n < 0) {
-        rc = run_fail_db("abort", &e);
+        rc = cli_fail_db(&e, "abort");
     } else if (n == 0) {
         cli_error("run %s is unknown or not running", id);
         rc = ALLOC_EXIT_REFUSED;

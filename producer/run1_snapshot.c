@@ -262,7 +262,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
     const char *pp[] = {o->period};
     if (db_begin(st->db, "REPEATABLE READ", &e) != 0 ||
         db_exec(st->db, "SET LOCAL work_mem = '512MB'", &e) != 0)
-        return run_fail_db("begin snapshot", &e);
+        return cli_fail_db(&e, "begin snapshot");
 
     /* The period row, locked against a concurrent close-period until commit. */
     PGresult *r =
@@ -270,7 +270,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
                  pp, PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
-        return run_fail_db("read period", &e);
+        return cli_fail_db(&e, "read period");
     }
     if (PQntuples(r) == 0) {
         PQclear(r);
@@ -309,7 +309,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
                 cli_error("period %s already has a running run", o->period);
             return ALLOC_EXIT_REFUSED;
         }
-        return run_fail_db("register run", &e);
+        return cli_fail_db(&e, "register run");
     }
     st->run_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
@@ -319,7 +319,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
     do {                                                                                           \
         formulas_free(&fx);                                                                        \
         db_rollback(st->db, NULL);                                                                 \
-        return run_fail_db(what, &e);                                                              \
+        return cli_fail_db(&e, "%s", what);                                                        \
     } while (0)
     int bad = validate(st->db, o->period, st->ruleset, &e);
     formulas fx;
@@ -336,7 +336,7 @@ int run_snapshot(run_state *st, const run_opts *o) {
         formulas_free(&fx);
         db_rollback(st->db, NULL);
         if (bad < 0)
-            return run_fail_db("validate", &e);
+            return cli_fail_db(&e, "validate");
         cli_error("period %s refused: %d validation error(s), nothing sent", o->period, bad);
         return ALLOC_EXIT_VALIDATION;
     }
@@ -400,6 +400,6 @@ int run_snapshot(run_state *st, const run_opts *o) {
         SNAP_FAIL("start run");
 #undef SNAP_FAIL
     if (db_commit(st->db, &e) != 0)
-        return run_fail_db("commit snapshot", &e);
+        return cli_fail_db(&e, "commit snapshot");
     return ALLOC_EXIT_OK;
 }

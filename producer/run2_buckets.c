@@ -25,7 +25,7 @@ int run_cache_public(run_state *st) {
     PGresult *r = db_query(st->db, "SELECT body FROM run_public WHERE run_id = $1", 1, p,
                            PGRES_TUPLES_OK, &e);
     if (!r)
-        return run_fail_db("read public data", &e);
+        return cli_fail_db(&e, "read public data");
     int rc = ALLOC_EXIT_OK;
     if (PQntuples(r) == 1 && cache_set(st->cache, st->public_key, PQgetvalue(r, 0, 0),
                                        (size_t)PQgetlength(r, 0, 0), PUBLIC_TTL_S) != 0) {
@@ -123,7 +123,7 @@ int run_publish_buckets(run_state *st, int *published) {
     int nplans = 0;
     bucket_plan *plans = load_plans(st, &nplans, &e);
     if (!plans)
-        return run_fail_db("read buckets", &e);
+        return cli_fail_db(&e, "read buckets");
     *published = 0;
     int todo = 0;
     for (int i = 0; i < nplans; i++)
@@ -144,7 +144,7 @@ int run_publish_buckets(run_state *st, int *published) {
                        1, p, &e);
     if (!s) {
         free_plans(plans, nplans);
-        return run_fail_db("stream pending rows", &e);
+        return cli_fail_db(&e, "stream pending rows");
     }
     int rc = ALLOC_EXIT_OK;
     /* Rows of the current bucket; strings live in one arena per bucket. */
@@ -213,7 +213,7 @@ int run_publish_buckets(run_state *st, int *published) {
         }
     }
     if (rc == ALLOC_EXIT_OK && more < 0)
-        rc = run_fail_db("stream pending rows", &e);
+        rc = cli_fail_db(&e, "stream pending rows");
     db_stream_close(s);
     free(rows);
     free(arena);

@@ -57,12 +57,12 @@ int run_plan_units(run_state *st) {
     const char *p[] = {id};
     db_error e;
     if (db_begin(st->db, NULL, &e) != 0)
-        return run_fail_db("plan the formula stage", &e);
+        return cli_fail_db(&e, "plan the formula stage");
     PGresult *r = db_query(st->db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR UPDATE", 1,
                            p, PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
-        return run_fail_db("plan the formula stage", &e);
+        return cli_fail_db(&e, "plan the formula stage");
     }
     int running = PQntuples(r) && !strcmp(PQgetvalue(r, 0, 0), "running");
     PQclear(r);
@@ -92,12 +92,12 @@ int run_plan_units(run_state *st) {
         db_exec_params(st->db, "DELETE FROM run_pending WHERE run_id = $1", 1, p, &e) < 0) {
         PQclear(ur);
         db_rollback(st->db, NULL);
-        return run_fail_db("plan the formula stage", &e);
+        return cli_fail_db(&e, "plan the formula stage");
     }
     int64_t units = strtoll(PQgetvalue(ur, 0, 0), NULL, 10);
     PQclear(ur);
     if (db_commit(st->db, &e) != 0)
-        return run_fail_db("commit the plan of the formula stage", &e);
+        return cli_fail_db(&e, "commit the plan of the formula stage");
     st->formula_expected = units;
     snprintf(st->stage, sizeof st->stage, "formula");
     log_info("run %s: %" PRId64 " unit(s) to assemble", id, units);

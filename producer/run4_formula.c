@@ -59,7 +59,7 @@ static int publish_units(run_state *st) {
                            "ORDER BY u.unit_id",
                            1, p, PGRES_TUPLES_OK, &e);
     if (!r)
-        return run_fail_db("read the run's units", &e);
+        return cli_fail_db(&e, "read the run's units");
     int rc = ALLOC_EXIT_OK;
     char err[512];
     for (int i = 0; i < PQntuples(r) && rc == ALLOC_EXIT_OK; i++) {

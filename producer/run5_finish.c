@@ -194,20 +194,20 @@ int run_finish(run_state *st) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (db_begin(st->db, NULL, &e) != 0)
-        return run_fail_db("finish run", &e);
+        return cli_fail_db(&e, "finish run");
     const char *per[] = {st->period};
     PGresult *r = db_query(st->db, "SELECT status FROM period WHERE period_code = $1 FOR UPDATE", 1,
                            per, PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
-        return run_fail_db("finish run: lock the period", &e);
+        return cli_fail_db(&e, "finish run: lock the period");
     }
     PQclear(r);
     r = db_query(st->db, "SELECT status FROM alloc_run WHERE run_id = $1 FOR UPDATE", 1, p,
                  PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
-        return run_fail_db("finish run", &e);
+        return cli_fail_db(&e, "finish run");
     }
     int running = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "running");
     PQclear(r);
@@ -221,7 +221,7 @@ int run_finish(run_state *st) {
     if (bad != 0) {
         db_rollback(st->db, NULL);
         if (bad < 0)
-            return run_fail_db("finish run: roll-ups", &e);
+            return cli_fail_db(&e, "finish run: roll-ups");
         cli_error("run %s failed: %s", id, msg);
         run_mark_failed(st, cli_first_error());
         return ALLOC_EXIT_RUNTIME;
@@ -229,7 +229,7 @@ int run_finish(run_state *st) {
     log_info("finish: roll-ups in %.1fs", run_elapsed(&t0));
     if (attach_report(st, id, &e) != 0) {
         db_rollback(st->db, NULL);
-        return run_fail_db("finish run: key and attach the report rows", &e);
+        return cli_fail_db(&e, "finish run: key and attach the report rows");
     }
     log_info("finish: report key and partition in %.1fs", run_elapsed(&t0));
     char drop[96];
@@ -237,7 +237,7 @@ int run_finish(run_state *st) {
     if (db_exec(st->db, drop, &e) != 0 ||
         db_exec_params(st->db, "DELETE FROM run_unit_total WHERE run_id = $1", 1, p, &e) < 0) {
         db_rollback(st->db, NULL);
-        return run_fail_db("finish run", &e);
+        return cli_fail_db(&e, "finish run");
     }
     int64_t n = db_exec_params(st->db,
                                "UPDATE alloc_run SET status = 'succeeded', stage = 'done', "
@@ -246,14 +246,14 @@ int run_finish(run_state *st) {
     if (n <= 0) {
         db_rollback(st->db, NULL);
         if (n < 0)
-            return run_fail_db("finish run", &e);
+            return cli_fail_db(&e, "finish run");
         cli_error("run %s is no longer running", id);
         return ALLOC_EXIT_RUNTIME;
     }
     r = db_query(st->db, REPLACE_EARLIER_SQL, 2, pp, PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
-        return run_fail_db("finish run: replace earlier results", &e);
+        return cli_fail_db(&e, "finish run: replace earlier results");
     }
     char replaced[256];
     snprintf(replaced, sizeof replaced, "%s", PQgetvalue(r, 0, 0));
@@ -271,7 +271,7 @@ int run_finish(run_state *st) {
                  2, pp, PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
-        return run_fail_db("finish run: earlier runs' tables", &e);
+        return cli_fail_db(&e, "finish run: earlier runs' tables");
     }
     for (int i = 0; i < PQntuples(r); i++) {
         char drop[160];
@@ -279,7 +279,7 @@ int run_finish(run_state *st) {
         if (db_exec(st->db, drop, &e) != 0) {
             PQclear(r);
             db_rollback(st->db, NULL);
-            return run_fail_db("finish run: drop an earlier run's table", &e);
+            return cli_fail_db(&e, "finish run: drop an earlier run's table");
         }
     }
     PQclear(r);
@@ -298,7 +298,7 @@ int run_finish(run_state *st) {
             2, lp, &e) < 0 ||
         db_commit(st->db, &e) != 0) {
         db_rollback(st->db, NULL);
-        return run_fail_db("finish run", &e);
+        return cli_fail_db(&e, "finish run");
     }
     if (strcmp(replaced, "[]") != 0)
         log_info("run %s succeeded; it replaces the results of run(s) %s", id, replaced);

@@ -27,11 +27,6 @@ double run_elapsed(const struct timespec *t0) {
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-int run_fail_db(const char *what, const db_error *e) {
-    cli_error("%s: %s", what, e->msg);
-    return ALLOC_EXIT_RUNTIME;
-}
-
 static void run_log_event(db_conn *db, int64_t run_id, const char *event, const char *detail_json) {
     char id[32];
     run_i64s(run_id, id, sizeof id);
@@ -120,7 +115,7 @@ int run_load_formulas(run_state *st, run_formulas *f) {
                            "WHERE run_id = $1 AND formulas IS NOT NULL",
                            1, p, PGRES_TUPLES_OK, &e);
     if (!r)
-        return run_fail_db("read the run's formulas", &e);
+        return cli_fail_db(&e, "read the run's formulas");
     if (PQntuples(r) != 1) {
         PQclear(r);
         cli_error("run %s has no compiled formulas", id);

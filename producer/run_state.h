@@ -69,8 +69,6 @@ typedef struct sql_step {
 void run_i64s(int64_t v, char *buf, size_t len);
 /* Seconds since t0 (CLOCK_MONOTONIC). */
 double run_elapsed(const struct timespec *t0);
-/* Prints "alloc-producer: what: why" (cli_error) and returns ALLOC_EXIT_RUNTIME. */
-int run_fail_db(const char *what, const db_error *e);
 /* SET synchronous_commit = on for the session: a run's commits must survive a
  * server crash even on a server that defaults to off. */
 void run_durable_commits(db_conn *db);

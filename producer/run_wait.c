@@ -113,7 +113,7 @@ int run_wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook
         if (done < 0) {
             if (!db_ok(st->db) && run_reset_db(st->db, 60000, &e) == 0)
                 continue;
-            return run_fail_db("count batch markers", &e);
+            return cli_fail_db(&e, "count batch markers");
         }
         char status[32];
         if (run_status(st, status, sizeof status, &e) != 0) {
@@ -121,7 +121,7 @@ int run_wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook
              * while this UPDATE waits for a batch transaction's row lock) */
             if (!db_ok(st->db) && run_reset_db(st->db, 60000, &e) == 0)
                 continue;
-            return run_fail_db("read run status", &e);
+            return cli_fail_db(&e, "read run status");
         }
         if (strcmp(status, "running") != 0) {
             if (isatty(STDOUT_FILENO))
