@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "report_fmt.h"
+#include "reserved.h"
 #include "util.h"
 
 typedef struct html_fact {
@@ -417,7 +418,7 @@ static void write_cell(FILE *out, const report_html_cell *cell, int total) {
 
 /* The roll-up columns (DESIGN.md reserved codes #TOTAL and #ALL) are shaded. */
 static int is_rollup(const char *column) {
-    return strcmp(column, "#TOTAL") == 0 || strcmp(column, "#ALL") == 0;
+    return strcmp(column, RESERVED_TOTAL) == 0 || strcmp(column, RESERVED_ALL) == 0;
 }
 
 static void write_table(const html_table *t, FILE *out) {

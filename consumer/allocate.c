@@ -21,6 +21,7 @@
 #include "log.h"
 #include "msg.h"
 #include "pubdata.h"
+#include "reserved.h"
 
 #define PUBLIC_TTL_S (7 * 24 * 3600)
 #define PUBDATA_CACHE_MAX 8
@@ -162,7 +163,7 @@ typedef enum {
 } write_result;
 
 static const char *target_code(const pubdata *pd, uint32_t t) {
-    return t == BATCH_UNALLOCATED ? "#UNALLOCATED" : pubdata_project_code(pd, t);
+    return t == BATCH_UNALLOCATED ? RESERVED_UNALLOCATED : pubdata_project_code(pd, t);
 }
 
 static const char *target_source(const pubdata *pd, uint32_t t, const char *batch_source) {

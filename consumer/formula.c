@@ -28,6 +28,7 @@
 #include "log.h"
 #include "msg.h"
 #include "report_rows.h"
+#include "reserved.h"
 
 #define FX_CACHE_MAX 4
 /* How long a batch waits for missing compiled formulas before it is requeued.
@@ -149,7 +150,7 @@ static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *
     "AND ($4::text IS NULL OR project_code < $4)"
 static const char UNIT_BASE_SQL[] =
     "SELECT version, project_code, item_code, (amount * 100)::bigint "
-    "FROM report_before" UNIT_RANGE " AND project_code <> '#POOL' "
+    "FROM report_before" UNIT_RANGE " AND project_code <> '" RESERVED_POOL "' "
     "UNION ALL "
     "SELECT version, project_code, item_code, cents FROM alloc_partial_run_%s" UNIT_RANGE;
 

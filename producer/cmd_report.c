@@ -21,6 +21,7 @@
 #include "db.h"
 #include "report_fmt.h"
 #include "report_html.h"
+#include "reserved.h"
 #include "review.h"
 #include "util.h"
 
@@ -333,9 +334,9 @@ static int item_index_cmp(const void *a, const void *b) {
 /* Where a column goes: ordinary codes first, then #UNALLOCATED, then the
  * roll-ups #TOTAL and #ALL. */
 static int col_rank(const char *code) {
-    if (!strcmp(code, "#TOTAL") || !strcmp(code, "#ALL"))
+    if (!strcmp(code, RESERVED_TOTAL) || !strcmp(code, RESERVED_ALL))
         return 2;
-    return strcmp(code, "#UNALLOCATED") == 0;
+    return strcmp(code, RESERVED_UNALLOCATED) == 0;
 }
 
 static int col_cmp(const void *a, const void *b) {
@@ -554,15 +555,16 @@ static PGresult *read_cells(db_conn *c, const report_target *t, const char *vers
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, t->run_id);
     const char *params[] = {id, version, t->data_source};
-    PGresult *res = t->data_source
-                        ? db_query(c,
-                                   "SELECT project_code, item_code, amount::text FROM report_after "
-                                   "WHERE run_id = $1 AND version = $2 AND data_source = $3",
-                                   3, params, PGRES_TUPLES_OK, &err)
-                        : db_query(c,
-                                   "SELECT data_source, item_code, amount::text FROM report_after "
-                                   "WHERE run_id = $1 AND version = $2 AND project_code = '#TOTAL'",
-                                   2, params, PGRES_TUPLES_OK, &err);
+    PGresult *res =
+        t->data_source
+            ? db_query(c,
+                       "SELECT project_code, item_code, amount::text FROM report_after "
+                       "WHERE run_id = $1 AND version = $2 AND data_source = $3",
+                       3, params, PGRES_TUPLES_OK, &err)
+            : db_query(c,
+                       "SELECT data_source, item_code, amount::text FROM report_after "
+                       "WHERE run_id = $1 AND version = $2 AND project_code = '" RESERVED_TOTAL "'",
+                       2, params, PGRES_TUPLES_OK, &err);
     if (!res)
         cli_fail_db(&err, "report: reading report_after");
     return res;
@@ -800,10 +802,12 @@ static int html_add_facts(report_html *page, db_conn *c, const report_target *t,
     ok = ok && report_html_add_fact(page, "Versions", text, REPORT_HTML_PLAIN) == 0;
     ok = ok && report_html_add_fact(page, "Ruleset", t->ruleset, REPORT_HTML_PLAIN) == 0;
     if (t->data_source)
-        snprintf(text, sizeof text, "the projects of data source %s, #UNALLOCATED and #TOTAL",
+        snprintf(text, sizeof text,
+                 "the projects of data source %s, " RESERVED_UNALLOCATED " and " RESERVED_TOTAL,
                  t->data_source);
     else
-        snprintf(text, sizeof text, "the #TOTAL of each data source, and #ALL");
+        snprintf(text, sizeof text,
+                 "the " RESERVED_TOTAL " of each data source, and " RESERVED_ALL);
     ok = ok && report_html_add_fact(page, "Columns", text, REPORT_HTML_PLAIN) == 0;
     if (!ok) {
         fprintf(stderr, "alloc-producer: report: out of memory building the page\n");

@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "csv.h"
 #include "report_fmt.h"
+#include "reserved.h"
 #include "review.h"
 #include "strbuf.h"
 
@@ -817,7 +818,8 @@ static int validate_target(import_job *j) {
         if (tc[i].project_ref)
             strbuf_addf(e, " WHEN NOT a.known_project THEN 'is not a known project'");
         if (!drivers && !strcmp(name, "data_source"))
-            strbuf_addf(e, " WHEN a.data_source LIKE '#%%' THEN 'starts with # (such codes are "
+            strbuf_addf(e, " WHEN a.data_source LIKE '" RESERVED_PREFIX
+                           "%%' THEN 'starts with " RESERVED_PREFIX " (such codes are "
                            "reserved)'");
         if (tc[i].data_source_ref)
             strbuf_addf(e,

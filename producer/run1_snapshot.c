@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "formulas.h"
 #include "log.h"
+#include "reserved.h"
 #include "run_stages.h"
 #include "run_state.h"
 
@@ -184,7 +185,7 @@ static const char REPORT_BEFORE_SQL[] =
     "(v.include_categories) "
     "GROUP BY 2, 3, 4, 5 "
     "UNION ALL "
-    "SELECT $1::bigint, v.version, b.data_source, '#POOL', b.item_code, sum(b.amount) "
+    "SELECT $1::bigint, v.version, b.data_source, '" RESERVED_POOL "', b.item_code, sum(b.amount) "
     "FROM snap b "
     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
     "(v.include_categories) "

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "cli.h"
 #include "log.h"
+#include "reserved.h"
 #include "run_stages.h"
 #include "run_state.h"
 
@@ -27,7 +28,8 @@ static const sql_step PLAN_STEPS[] = {
      /* one 'unallocated' warning per (version, data source, item) */
      "INSERT INTO audit_finding (run_id, version, data_source, project_code, rule_code, severity, "
      "    message) "
-     "SELECT $1::bigint, version, data_source, '#UNALLOCATED', 'unallocated', 'warning', "
+     "SELECT $1::bigint, version, data_source, '" RESERVED_UNALLOCATED
+     "', 'unallocated', 'warning', "
      "  'item ' || item_code || ': ' || sum(rows) || ' pending row(s) could not be allocated "
      "(no active target or zero total weight)' "
      "FROM alloc_unallocated WHERE run_id = $1 GROUP BY version, data_source, item_code"},

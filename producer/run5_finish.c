@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "log.h"
 #include "report_rows.h"
+#include "reserved.h"
 #include "run_stages.h"
 #include "run_state.h"
 
@@ -55,8 +56,8 @@ static int write_rollups(db_conn *db, const char *id, const PGresult *res, int a
     int c_ds = all_rows ? -1 : 1, c_item = all_rows ? 1 : 2, c_cents = c_item + 1;
     int n = PQntuples(res), rc = 0;
     for (int i = 0; i < n && rc == 0;) {
-        report_vector v = {id, PQgetvalue(res, i, 0), all_rows ? "#ALL" : PQgetvalue(res, i, c_ds),
-                           "#TOTAL"};
+        report_vector v = {id, PQgetvalue(res, i, 0),
+                           all_rows ? RESERVED_ALL : PQgetvalue(res, i, c_ds), RESERVED_TOTAL};
         for (size_t k = 0; k < nslots; k++)
             values[k] = fx_number(0);
         int j = i;

@@ -6,6 +6,7 @@
 #include "gen_pg.h"
 #include "gen_text.h"
 #include "log.h"
+#include "reserved.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -402,7 +403,7 @@ static void print_summary(load_ctx *c, const gen_ledger *g, FILE *out, double se
     fprintf(out,
             "allocation work (generated projects): %" PRId64
             " (pending row, version) pairs, %" PRId64 " row x target steps, %" PRId64
-            " pairs to #UNALLOCATED\n",
+            " pairs to " RESERVED_UNALLOCATED "\n",
             wk->pairs, wk->steps, wk->unallocated_pairs);
     fprintf(out, "loaded in %.1f s\n", seconds);
 }
