@@ -21,6 +21,7 @@
 #include "db.h"
 #include "report_fmt.h"
 #include "report_html.h"
+#include "report_table.h"
 #include "reserved.h"
 #include "review.h"
 #include "util.h"
@@ -28,12 +29,6 @@
 static const char report_usage[] =
     "alloc-producer report --period P [--version V] [--run ID] [--by data-source|project] "
     "[--data-source X] [--format table|csv|json|html] [--out F.html] [--checksum]";
-
-/* The table is wrapped into blocks of data-source columns no wider than this. */
-#define REPORT_TABLE_WIDTH 132
-/* Longest item name and data-source header shown in the table, in columns. */
-#define REPORT_NAME_MAX 40
-#define REPORT_HEADER_MAX 20
 
 /* Rows fetched per round trip when streaming report_after. */
 #define REPORT_FETCH_ROWS 20000
@@ -298,215 +293,39 @@ static int print_json(db_conn *c, const report_target *t) {
 
 /* ---- table ------------------------------------------------------------------ */
 
-/* One version's cells laid out as a grid: row r of the cells result (column,
- * item_code, amount) is cell (item, column); cells[i * ncols + k] holds that
- * row index or -1. The columns are data sources (#ALL last) or, with --by
- * project, projects (#UNALLOCATED, then #TOTAL last). */
-typedef struct report_grid {
-    const char **item_codes; /* in display order */
-    const char **item_names;
-    int *item_src; /* the item's row in the report_item result, -1 when the ruleset lacks it */
-    size_t nitems, cap_items;
-    const char **cols; /* in byte order, the reserved codes last */
-    size_t ncols;
-    int *cells;
-} report_grid;
+/* One version's cells laid out as a report_table: row r of the cells result
+ * (column, item_code, amount) is cell r of the table, the items are the rows
+ * of the items result (item_code, name, kind, formula), so the table's
+ * indices are the results' row numbers. The arrays point into both results. */
+typedef struct version_table {
+    report_table_item *items;
+    report_table_cell *cells;
+    report_table table;
+} version_table;
 
-static void grid_free(report_grid *g) {
-    free(g->item_codes);
-    free(g->item_names);
-    free(g->item_src);
-    free(g->cols);
-    free(g->cells);
-    memset(g, 0, sizeof *g);
+static void version_table_free(version_table *vt) {
+    free(vt->items);
+    free(vt->cells);
+    report_table_free(&vt->table);
+    memset(vt, 0, sizeof *vt);
 }
 
-/* Item lookup: indices into item_codes sorted by code. */
-typedef struct item_index {
-    const char *code;
-    size_t item;
-} item_index;
-
-static int item_index_cmp(const void *a, const void *b) {
-    return strcmp(((const item_index *)a)->code, ((const item_index *)b)->code);
-}
-
-/* Where a column goes: ordinary codes first, then #UNALLOCATED, then the
- * roll-ups #TOTAL and #ALL. */
-static int col_rank(const char *code) {
-    if (!strcmp(code, RESERVED_TOTAL) || !strcmp(code, RESERVED_ALL))
-        return 2;
-    return strcmp(code, RESERVED_UNALLOCATED) == 0;
-}
-
-static int col_cmp(const void *a, const void *b) {
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    int rx = col_rank(x), ry = col_rank(y);
-    if (rx != ry)
-        return rx - ry;
-    return strcmp(x, y);
-}
-
-static int grid_add_item(report_grid *g, const char *code, const char *name, int src) {
-    if (g->nitems == g->cap_items) {
-        size_t cap = g->cap_items ? 2 * g->cap_items : 64;
-        const char **codes = realloc(g->item_codes, cap * sizeof *codes);
-        if (!codes)
-            return -1;
-        g->item_codes = codes;
-        const char **names = realloc(g->item_names, cap * sizeof *names);
-        if (!names)
-            return -1;
-        g->item_names = names;
-        int *srcs = realloc(g->item_src, cap * sizeof *srcs);
-        if (!srcs)
-            return -1;
-        g->item_src = srcs;
-        g->cap_items = cap;
-    }
-    g->item_codes[g->nitems] = code;
-    g->item_names[g->nitems] = name;
-    g->item_src[g->nitems] = src;
-    g->nitems++;
-    return 0;
-}
-
-/* Lays out cells (rows: column, item_code, amount) over the items of
- * items_res (rows: item_code, name, ..., in display order); item codes of
- * cells that the ruleset lacks are appended, named by their code. The grid
- * points into both results. Returns 0, or -1 when out of memory. */
-static int grid_build(report_grid *g, const PGresult *items_res, const PGresult *cells_res) {
+/* Returns 0, or -1 when out of memory (free *vt anyway). */
+static int version_table_build(version_table *vt, const PGresult *items_res,
+                               const PGresult *cells_res) {
     int nitems = PQntuples(items_res), ncells = PQntuples(cells_res);
+    vt->items = malloc(sizeof *vt->items * (size_t)(nitems > 0 ? nitems : 1));
+    vt->cells = malloc(sizeof *vt->cells * (size_t)(ncells > 0 ? ncells : 1));
+    if (!vt->items || !vt->cells)
+        return -1;
     for (int i = 0; i < nitems; i++)
-        if (grid_add_item(g, PQgetvalue(items_res, i, 0), PQgetvalue(items_res, i, 1), i) < 0)
-            return -1;
-
-    /* columns: distinct values of the cells, the reserved codes last */
-    g->cols = malloc(sizeof *g->cols * (size_t)(ncells > 0 ? ncells : 1));
-    if (!g->cols)
-        return -1;
+        vt->items[i] =
+            (report_table_item){PQgetvalue(items_res, i, 0), PQgetvalue(items_res, i, 1)};
     for (int r = 0; r < ncells; r++)
-        g->cols[r] = PQgetvalue(cells_res, r, 0);
-    if (ncells > 0)
-        qsort(g->cols, (size_t)ncells, sizeof *g->cols, col_cmp);
-    for (int r = 0; r < ncells; r++)
-        if (g->ncols == 0 || strcmp(g->cols[g->ncols - 1], g->cols[r]) != 0)
-            g->cols[g->ncols++] = g->cols[r];
-
-    /* items of the cells that the ruleset lacks */
-    size_t nindex = g->nitems + (size_t)ncells;
-    item_index *index = malloc(sizeof *index * (nindex > 0 ? nindex : 1));
-    if (!index)
-        return -1;
-    size_t n = 0;
-    for (size_t i = 0; i < g->nitems; i++)
-        index[n++] = (item_index){g->item_codes[i], i};
-    qsort(index, n, sizeof *index, item_index_cmp);
-    size_t known = n;
-    for (int r = 0; r < ncells; r++) {
-        item_index key = {PQgetvalue(cells_res, r, 1), 0};
-        if (bsearch(&key, index, known, sizeof *index, item_index_cmp))
-            continue;
-        int seen = 0;
-        for (size_t k = known; k < n && !seen; k++)
-            seen = strcmp(index[k].code, key.code) == 0;
-        if (seen)
-            continue;
-        if (grid_add_item(g, key.code, key.code, -1) < 0) {
-            free(index);
-            return -1;
-        }
-        index[n++] = (item_index){key.code, g->nitems - 1};
-    }
-    qsort(index, n, sizeof *index, item_index_cmp);
-
-    g->cells = malloc(sizeof *g->cells * (g->nitems * g->ncols > 0 ? g->nitems * g->ncols : 1));
-    if (!g->cells) {
-        free(index);
-        return -1;
-    }
-    for (size_t k = 0; k < g->nitems * g->ncols; k++)
-        g->cells[k] = -1;
-    for (int r = 0; r < ncells; r++) {
-        item_index key = {PQgetvalue(cells_res, r, 1), 0};
-        const item_index *it = bsearch(&key, index, n, sizeof *index, item_index_cmp);
-        const char *col = PQgetvalue(cells_res, r, 0);
-        const char **d = bsearch(&col, g->cols, g->ncols, sizeof *g->cols, col_cmp);
-        if (it && d)
-            g->cells[it->item * g->ncols + (size_t)(d - g->cols)] = r;
-    }
-    free(index);
-    return 0;
-}
-
-/* A cell's text: empty when no row, "n/a" for a NULL amount, else the amount
- * with thousands separators. */
-static const char *cell_text(const report_grid *g, const PGresult *cells_res, size_t item, size_t d,
-                             char *buf, size_t len) {
-    int r = g->cells[item * g->ncols + d];
-    if (r < 0)
-        return "";
-    if (PQgetisnull(cells_res, r, 2))
-        return "n/a";
-    if (report_fmt_thousands_text(PQgetvalue(cells_res, r, 2), buf, len) < 0)
-        return PQgetvalue(cells_res, r, 2);
-    return buf;
-}
-
-static size_t min_size(size_t a, size_t b) {
-    return a < b ? a : b;
-}
-
-/* Prints one version's grid, wrapped into blocks of columns; `noun` names the
- * columns in the blocks' headings ("data sources", "projects"). */
-static void print_grid(const report_grid *g, const PGresult *cells_res, const char *noun) {
-    char buf[REPORT_FMT_AMOUNT_MAX];
-    size_t name_w = strlen("item");
-    for (size_t i = 0; i < g->nitems; i++)
-        if (report_fmt_display_width(g->item_names[i]) > name_w)
-            name_w = report_fmt_display_width(g->item_names[i]);
-    name_w = min_size(name_w, REPORT_NAME_MAX);
-
-    size_t *col_w = calloc(g->ncols ? g->ncols : 1, sizeof *col_w);
-    if (!col_w)
-        return;
-    for (size_t d = 0; d < g->ncols; d++) {
-        col_w[d] = min_size(report_fmt_display_width(g->cols[d]), REPORT_HEADER_MAX);
-        for (size_t i = 0; i < g->nitems; i++) {
-            size_t w = strlen(cell_text(g, cells_res, i, d, buf, sizeof buf));
-            if (w > col_w[d])
-                col_w[d] = w;
-        }
-    }
-
-    for (size_t first = 0; first < g->ncols;) {
-        size_t last = first, width = name_w + 2 + col_w[first];
-        while (last + 1 < g->ncols && width + 2 + col_w[last + 1] <= REPORT_TABLE_WIDTH)
-            width += 2 + col_w[++last];
-        if (first > 0 || last + 1 < g->ncols)
-            printf("%s %zu-%zu of %zu\n", noun, first + 1, last + 1, g->ncols);
-        report_fmt_pad(stdout, "item", name_w, 0);
-        for (size_t d = first; d <= last; d++) {
-            fputs("  ", stdout);
-            report_fmt_pad(stdout, g->cols[d], col_w[d], 1);
-        }
-        putchar('\n');
-        for (size_t k = 0; k < width; k++)
-            putchar('-');
-        putchar('\n');
-        for (size_t i = 0; i < g->nitems; i++) {
-            report_fmt_pad(stdout, g->item_names[i], name_w, 0);
-            for (size_t d = first; d <= last; d++) {
-                fputs("  ", stdout);
-                report_fmt_pad(stdout, cell_text(g, cells_res, i, d, buf, sizeof buf), col_w[d], 1);
-            }
-            putchar('\n');
-        }
-        first = last + 1;
-        if (first < g->ncols)
-            putchar('\n');
-    }
-    free(col_w);
+        vt->cells[r] =
+            (report_table_cell){PQgetvalue(cells_res, r, 0), PQgetvalue(cells_res, r, 1),
+                                PQgetisnull(cells_res, r, 2) ? NULL : PQgetvalue(cells_res, r, 2)};
+    return report_table_build(&vt->table, vt->items, (size_t)nitems, vt->cells, (size_t)ncells);
 }
 
 /* The versions to show (version, name), in byte order; NULL after printing why. */
@@ -596,15 +415,15 @@ static int print_table(db_conn *c, const report_target *t) {
         if (PQntuples(cells) == 0) {
             printf("no rows\n");
         } else {
-            report_grid g = {0};
-            if (grid_build(&g, items, cells) < 0) {
+            version_table vt = {0};
+            if (version_table_build(&vt, items, cells) < 0 ||
+                report_table_print(stdout, &vt.table, t->data_source ? "projects" : "data sources",
+                                   REPORT_TABLE_WIDTH) < 0) {
                 fprintf(stderr, "alloc-producer: report: out of memory laying out version %s\n",
                         version);
                 rc = ALLOC_EXIT_RUNTIME;
-            } else {
-                print_grid(&g, cells, t->data_source ? "projects" : "data sources");
             }
-            grid_free(&g);
+            version_table_free(&vt);
         }
         PQclear(cells);
     }
@@ -667,7 +486,7 @@ static int refers_to_formula(const char *text, const PGresult *items) {
  * (the report's summary lines: revenue, cost, gross profit over their
  * subtotals), else, when fewer do, the first formula items, else the first
  * items. Writes their grid indices to rows; returns how many. */
-static size_t chart_rows(const report_grid *g, const PGresult *items, size_t *rows) {
+static size_t chart_rows(const report_table *g, const PGresult *items, size_t *rows) {
     size_t n = 0;
     for (int pass = 0; pass < 3; pass++) {
         n = 0;
@@ -696,21 +515,22 @@ static int html_add_version(report_html *page, const report_target *t, const cha
                             int chart) {
     char heading[512];
     snprintf(heading, sizeof heading, "Version %s \xE2\x80\x94 %s", version, version_name);
-    report_grid g = {0};
+    version_table vt = {0};
+    const report_table *g = &vt.table;
     report_html_cell *row = NULL;
     size_t *rows = NULL, *cols = NULL;
     int rc = ALLOC_EXIT_RUNTIME;
-    if (PQntuples(cells) > 0 && grid_build(&g, items, cells) < 0)
+    if (PQntuples(cells) > 0 && version_table_build(&vt, items, cells) < 0)
         goto oom;
-    long table = report_html_add_table(page, heading, "Item", g.ncols, g.cols);
-    row = malloc(sizeof *row * (g.ncols ? g.ncols : 1));
+    long table = report_html_add_table(page, heading, "Item", g->ncols, g->cols);
+    row = malloc(sizeof *row * (g->ncols ? g->ncols : 1));
     rows = malloc(sizeof *rows * REPORT_CHART_LINES);
-    cols = malloc(sizeof *cols * (g.ncols ? g.ncols : 1));
+    cols = malloc(sizeof *cols * (g->ncols ? g->ncols : 1));
     if (table < 0 || !row || !rows || !cols)
         goto oom;
-    for (size_t i = 0; i < g.nitems; i++) {
-        for (size_t k = 0; k < g.ncols; k++) {
-            int r = g.cells[i * g.ncols + k];
+    for (size_t i = 0; i < g->nitems; i++) {
+        for (size_t k = 0; k < g->ncols; k++) {
+            int r = g->cells[i * g->ncols + k];
             row[k] = (report_html_cell){REPORT_HTML_EMPTY, 0};
             if (r >= 0 && PQgetisnull(cells, r, 2)) {
                 row[k].kind = REPORT_HTML_NULL;
@@ -723,19 +543,19 @@ static int html_add_version(report_html *page, const report_target *t, const cha
                 }
             }
         }
-        int src = g.item_src[i];
+        int src = g->item_src[i];
         int formula = src >= 0 && !strcmp(PQgetvalue(items, src, 2), "formula");
-        if (report_html_add_row(page, (size_t)table, g.item_names[i], g.item_codes[i], formula,
+        if (report_html_add_row(page, (size_t)table, g->item_names[i], g->item_codes[i], formula,
                                 row) < 0)
             goto oom;
     }
     if (chart) {
         /* groups: the table's columns but the roll-up */
         size_t ncols = 0;
-        for (size_t k = 0; k < g.ncols; k++)
-            if (col_rank(g.cols[k]) < 2)
+        for (size_t k = 0; k < g->ncols; k++)
+            if (report_table_column_rank(g->cols[k]) < 2)
                 cols[ncols++] = k;
-        size_t nrows = chart_rows(&g, items, rows);
+        size_t nrows = chart_rows(g, items, rows);
         char title[600];
         if (t->data_source)
             snprintf(title, sizeof title, "Main report lines by project of %s, version %s",
@@ -753,7 +573,7 @@ done:
     free(row);
     free(rows);
     free(cols);
-    grid_free(&g);
+    version_table_free(&vt);
     return rc;
 }
 
