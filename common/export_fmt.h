@@ -1,7 +1,8 @@
 /* Pure pieces of the export files (DESIGN.md 5.7): CSV fields quoted exactly
- * as PostgreSQL's COPY ... (FORMAT csv) quotes them, and a gzip file assembled from chunks deflated
- * independently, so that the chunks of a segment can be compressed in parallel and still form one
- * ordinary gzip member (the pigz layout). No I/O; thread-safe (no shared state). */
+ * as PostgreSQL's COPY ... (FORMAT csv) quotes them, and a gzip file assembled
+ * from chunks deflated independently, so that the chunks of a segment can be
+ * compressed in parallel and still form one ordinary gzip member (the pigz
+ * layout). The bytes go into a strbuf. No I/O; thread-safe (no shared state). */
 #ifndef ALLOC_EXPORT_FMT_H
 #define ALLOC_EXPORT_FMT_H
 
