@@ -97,9 +97,7 @@ static int migrate(db_conn *c) {
         if (is_applied(applied, napplied, m->version))
             continue;
         if (apply_one(c, m, &err) < 0) {
-            char what[160];
-            snprintf(what, sizeof what, "migration %s", m->name);
-            rc = cli_fail_db(&err, "migrate: %s", what);
+            rc = cli_fail_db(&err, "migrate: migration %s", m->name);
             break;
         }
         printf("applied migration %s\n", m->name);
