@@ -129,7 +129,7 @@ static void test_copy_escaping(void) {
     gen_copy_end_row(&t);
     gen_copy_field(&t, "next");
     gen_copy_end_row(&t);
-    CHECK_STR(t.data, "a b\t\\N\tx\\ty\\nz\\\\w\t-1.00\nnext\n");
+    CHECK_STR(t.text.data, "a b\t\\N\tx\\ty\\nz\\\\w\t-1.00\nnext\n");
     gen_text_free(&t);
 }
 
@@ -682,12 +682,12 @@ static char *ledger_text(const gen_world *w, const gen_ruleset *rs, uint64_t see
     gen_text_init(&t);
     int more = 1;
     while (g && more > 0)
-        more = gen_ledger_fill(g, &t, t.len + 4096);
+        more = gen_ledger_fill(g, &t, t.text.len + 4096);
     if (g && total)
         gen_ledger_total_stats(g, total);
     gen_ledger_free(g);
     gen_drivers_free(d);
-    return more == 0 ? gen_text_take(&t) : (gen_text_free(&t), NULL);
+    return more == 0 ? strbuf_take(&t.text) : (gen_text_free(&t), NULL);
 }
 
 static bool bound(const gen_ruleset *rs, const char *budget, const char *account) {

@@ -370,14 +370,14 @@ int gen_ledger_fill(gen_ledger *g, gen_text *out, size_t min_bytes) {
             start_city(g, g->city + 1);
             continue;
         }
-        if (out->len >= min_bytes)
+        if (out->text.len >= min_bytes)
             return 1;
         /* Selection sampling: exactly `pending` of the city's rows are pending,
          * spread evenly through its rows. */
         bool pending =
             (int64_t)gen_rng_below(&g->rng, (uint64_t)g->city_left) < g->city_pending_left;
         emit_row(g, g->city, pending, out);
-        if (out->failed)
+        if (out->text.oom)
             return -1;
         g->city_left--;
         g->city_pending_left -= pending;

@@ -37,11 +37,11 @@ static double elapsed(const load_ctx *c) {
 
 /* Sends c->buf when it holds a chunk (or always when flush_all), then empties it. */
 static int copy_flush(load_ctx *c, int flush_all) {
-    if (c->buf.failed)
+    if (c->buf.text.oom)
         return -1;
-    if (!flush_all && c->buf.len < COPY_CHUNK)
+    if (!flush_all && c->buf.text.len < COPY_CHUNK)
         return 0;
-    int rc = gen_pg_copy_put(c->pg, c->buf.data, c->buf.len);
+    int rc = gen_pg_copy_put(c->pg, c->buf.text.data, c->buf.text.len);
     gen_text_clear(&c->buf);
     return rc;
 }
@@ -50,7 +50,7 @@ static int copy_flush(load_ctx *c, int flush_all) {
 static int copy_finish(load_ctx *c, int64_t *rows) {
     int rc = copy_flush(c, 1);
     if (gen_pg_copy_end(c->pg, rows) || rc) {
-        if (c->buf.failed)
+        if (c->buf.text.oom)
             log_error("out of memory while formatting COPY data");
         else
             log_error("%s", gen_pg_error(c->pg));

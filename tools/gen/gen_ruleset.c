@@ -2,7 +2,7 @@
  * budget item and by account, allocation rules per version, audit rules (see
  * gen_model.h). Fixed content: the same on every call. */
 #include "gen_model.h"
-#include "gen_text.h"
+#include "strbuf.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -260,55 +260,54 @@ static void sentence_case(char *out, size_t outlen, const char *code) {
 
 /* Appends a reference to item code in formula text: bare when the grammar
  * allows, else bracketed. */
-static void put_ref(gen_text *t, const char *code) {
+static void put_ref(strbuf *t, const char *code) {
     if (is_bare_item(code))
-        gen_text_puts(t, code);
+        strbuf_addstr(t, code);
     else
-        gen_text_printf(t, "[%s]", code);
+        strbuf_addf(t, "[%s]", code);
 }
 
 /* The text of a family total, in one of four styles so the totals vary the
  * way people write them: SUM(...), a + b + ..., a multi-line lower-case
  * sum(...), and two SUMs added. */
 static char *family_total_text(const gen_item *items, size_t first, int count, int style) {
-    gen_text t;
-    gen_text_init(&t);
+    strbuf t = {0};
     switch (style) {
     case 0:
     case 2:
-        gen_text_puts(&t, style == 0 ? "SUM(" : "sum(\n    ");
+        strbuf_addstr(&t, style == 0 ? "SUM(" : "sum(\n    ");
         for (int i = 0; i < count; i++) {
             if (i)
-                gen_text_puts(&t, style == 2 && i % 5 == 0 ? ",\n    " : ", ");
+                strbuf_addstr(&t, style == 2 && i % 5 == 0 ? ",\n    " : ", ");
             put_ref(&t, items[first + (size_t)i].code);
         }
-        gen_text_puts(&t, style == 0 ? ")" : "\n)");
+        strbuf_addstr(&t, style == 0 ? ")" : "\n)");
         break;
     case 1:
         for (int i = 0; i < count; i++) {
             if (i)
-                gen_text_puts(&t, " + ");
+                strbuf_addstr(&t, " + ");
             put_ref(&t, items[first + (size_t)i].code);
         }
         break;
     default: {
         int half = count / 2;
-        gen_text_puts(&t, "Sum(");
+        strbuf_addstr(&t, "Sum(");
         for (int i = 0; i < half; i++) {
             if (i)
-                gen_text_puts(&t, ", ");
+                strbuf_addstr(&t, ", ");
             put_ref(&t, items[first + (size_t)i].code);
         }
-        gen_text_puts(&t, ") + SUM(");
+        strbuf_addstr(&t, ") + SUM(");
         for (int i = half; i < count; i++) {
             if (i > half)
-                gen_text_puts(&t, ", ");
+                strbuf_addstr(&t, ", ");
             put_ref(&t, items[first + (size_t)i].code);
         }
-        gen_text_puts(&t, ")");
+        strbuf_addstr(&t, ")");
     }
     }
-    return gen_text_take(&t);
+    return strbuf_take(&t);
 }
 
 /* Builds a ruleset from families, derived formulas and rule and audit tables.

@@ -1,15 +1,15 @@
-/* A growable byte buffer for alloc-gen: formula texts and PostgreSQL COPY text
- * rows (tab-separated, \N for NULL, backslash escapes). Pure, no I/O. */
+/* PostgreSQL COPY text rows for alloc-gen (tab-separated, \N for NULL,
+ * backslash escapes), written into a strbuf. Pure, no I/O. */
 #ifndef GEN_TEXT_H
 #define GEN_TEXT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strbuf.h"
+
 typedef struct gen_text {
-    char *data; /* NUL-terminated while ok */
-    size_t len, cap;
-    int failed;   /* set when an allocation failed; later appends do nothing */
+    strbuf text;  /* NUL-terminated; text.oom set when an allocation failed */
     int row_open; /* a COPY row has fields and no newline yet */
 } gen_text;
 
@@ -19,13 +19,6 @@ void gen_text_init(gen_text *t);
 void gen_text_free(gen_text *t);
 /* Empties the buffer, keeping its memory. */
 void gen_text_clear(gen_text *t);
-/* Hands the NUL-terminated contents to the caller (free() it) and empties t;
- * NULL when an allocation failed. */
-char *gen_text_take(gen_text *t);
-
-void gen_text_put(gen_text *t, const char *s, size_t n);
-void gen_text_puts(gen_text *t, const char *s);
-void gen_text_printf(gen_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* COPY text format: one field (escaped; NULL writes \N), a decimal integer
  * field, a fixed-point field of units/10^scale (cents with scale 2: -1234.56),
