@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /* ---- arena: the strings and arrays of one decoded message ---- */
 
 struct msg_arena {
@@ -301,14 +303,7 @@ static int take_period(walker *d, const where *w, const json_t *v, const char **
         return fail(d, w, "expected a string, got %s", json_kind(v));
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
-    int ok = n == 7 && s[4] == '-';
-    for (int i = 0; ok && i < 7; i++)
-        ok = i == 4 || (s[i] >= '0' && s[i] <= '9');
-    if (ok) {
-        int month = (s[5] - '0') * 10 + (s[6] - '0');
-        ok = month >= 1 && month <= 12;
-    }
-    if (!ok) {
+    if (n != 7 || !util_period_valid(s)) { /* n: a NUL inside is no period either */
         char q[48];
         return fail(d, w, "expected YYYY-MM, got \"%s\"", quote_excerpt(s, n, q));
     }
