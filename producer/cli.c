@@ -42,12 +42,12 @@ static void mask_words(char *text, size_t size) {
     }
 }
 
-void cli_error(const char *fmt, ...) {
+/* cli_error with a va_list; suffix (when not NULL) ends the line after ": ". */
+static void error_line(const char *suffix, const char *fmt, va_list ap) {
     char line[sizeof first_error];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
+    int n0 = vsnprintf(line, sizeof line, fmt, ap);
+    if (suffix && n0 >= 0 && (size_t)n0 < sizeof line)
+        snprintf(line + n0, sizeof line - (size_t)n0, ": %s", suffix);
     mask_words(line, sizeof line);
     /* one line each: a library message may end in a newline or hold several */
     for (char *p = line; *p; p++)
@@ -61,6 +61,13 @@ void cli_error(const char *fmt, ...) {
         memcpy(first_error, line, n + 1);
         have_first_error = 1;
     }
+}
+
+void cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    error_line(NULL, fmt, ap);
+    va_end(ap);
 }
 
 const char *cli_first_error(void) {
@@ -86,21 +93,17 @@ db_conn *cli_connect_db(const alloc_config *cfg, const char *cmd) {
 }
 
 int cli_fail_db(const db_error *err, const char *fmt, ...) {
-    char what[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    error_line(err ? err->msg : "unknown error", fmt, ap);
     va_end(ap);
-    cli_error("%s: %s", what, err ? err->msg : "unknown error");
     return ALLOC_EXIT_RUNTIME;
 }
 
 int cli_refuse(const char *fmt, ...) {
-    char msg[sizeof first_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    error_line(NULL, fmt, ap);
     va_end(ap);
-    cli_error("%s", msg);
     return ALLOC_EXIT_REFUSED;
 }
