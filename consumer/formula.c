@@ -28,7 +28,6 @@
 #include "log.h"
 #include "msg.h"
 #include "report_rows.h"
-#include "reserved.h"
 
 #define FX_CACHE_MAX 4
 /* How long a batch waits for missing compiled formulas before it is requeued.
@@ -141,18 +140,24 @@ static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *
 
 /* ---- one unit ---------------------------------------------------------------------- */
 
-/* The base rows of a unit: direct sums (report_before without #POOL) plus the
- * allocated partials of the unit's projects, by (version, project), in cents.
- * $1 run, $2 data source, $3 / $4 the project range (NULL: open), compared in
- * the columns' own collation as the producer cut the units. */
-#define UNIT_RANGE                                                                                 \
-    " WHERE run_id = $1 AND data_source = $2 AND ($3::text IS NULL OR project_code >= $3) "        \
-    "AND ($4::text IS NULL OR project_code < $4)"
-static const char UNIT_BASE_SQL[] =
-    "SELECT version, project_code, item_code, (amount * 100)::bigint "
-    "FROM report_before" UNIT_RANGE " AND project_code <> '" RESERVED_POOL "' "
-    "UNION ALL "
-    "SELECT version, project_code, item_code, cents FROM alloc_partial_run_%s" UNIT_RANGE;
+/* The rows of a unit; %s is the run's number, the project range (NULL: open)
+ * is compared in the columns' own collation as the producer cut the units.
+ * Its direct rows ($1 data source, $2 / $3 the range), from the snapshot's
+ * run_direct_N (in unit order under a block-range index), with their category:
+ * the versions a row takes part in are the run's (its public data, as the
+ * snapshot saw them, $1 run). Its allocated partials by version ($1 run, $2
+ * data source, $3 / $4 the range). */
+static const char UNIT_DIRECT_SQL[] =
+    "SELECT project_code, item_code, category, cents FROM run_direct_%s "
+    "WHERE data_source = $1 AND ($2::text IS NULL OR project_code >= $2) "
+    "AND ($3::text IS NULL OR project_code < $3)";
+static const char UNIT_PARTIAL_SQL[] =
+    "SELECT version, project_code, item_code, cents FROM alloc_partial_run_%s "
+    "WHERE run_id = $1 AND data_source = $2 AND ($3::text IS NULL OR project_code >= $3) "
+    "AND ($4::text IS NULL OR project_code < $4)";
+static const char UNIT_VERSIONS_SQL[] =
+    "SELECT v ->> 0, (v -> 1)::text FROM run_public r, "
+    "json_array_elements(r.body::json -> 'versions') v WHERE r.run_id = $1";
 
 /* The vectors of a unit, summed in memory from its raw rows (the direct rows'
  * sums and the partials, in no order): per (version, project), the cents of
@@ -259,22 +264,206 @@ static double seconds_since(const struct timespec *t0) {
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-/* Writes the unit's rows (base, formula), its findings and totals, inside the
- * open transaction. Returns 0 or -1 with e. */
+/* The versions of a run and, per category met so far, the versions it takes
+ * part in (DESIGN.md 5.1): a version with no category list takes every row. */
+typedef struct run_versions {
+    size_t n;
+    const char **name; /* into the versions' query result */
+    json_t **cats;     /* the category list, or NULL: every category */
+    size_t ncat, catcap;
+    const char **cat;  /* the categories met (NULL: a row without one) */
+    unsigned char *in; /* ncat x n: category k takes part in version v */
+} run_versions;
+
+static void run_versions_free(run_versions *rv) {
+    for (size_t v = 0; v < rv->n; v++)
+        json_decref(rv->cats[v]);
+    free(rv->name);
+    free(rv->cats);
+    free(rv->cat);
+    free(rv->in);
+    memset(rv, 0, sizeof *rv);
+}
+
+/* Reads the run's versions from res (version, category list as JSON text).
+ * Returns 0, or -1 with e. */
+static int run_versions_load(run_versions *rv, const PGresult *res, db_error *e) {
+    size_t n = (size_t)PQntuples(res);
+    rv->name = calloc(n + 1, sizeof *rv->name);
+    rv->cats = calloc(n + 1, sizeof *rv->cats);
+    if (!rv->name || !rv->cats) {
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        return -1;
+    }
+    for (size_t v = 0; v < n; v++) {
+        json_error_t jerr;
+        json_t *cats = json_loads(PQgetvalue(res, (int)v, 1), JSON_DECODE_ANY, &jerr);
+        rv->name[v] = PQgetvalue(res, (int)v, 0);
+        rv->n = v + 1;
+        if (!cats || !(json_is_null(cats) || json_is_array(cats))) {
+            json_decref(cats);
+            snprintf(e->msg, sizeof e->msg, "the run's version %s has no readable category list",
+                     rv->name[v]);
+            return -1;
+        }
+        rv->cats[v] = json_is_null(cats) ? NULL : cats;
+        if (!rv->cats[v])
+            json_decref(cats);
+    }
+    return 0;
+}
+
+/* The versions row of category cat (NULL: none) takes part in: a row of
+ * rv->n flags, or NULL when out of memory. */
+static const unsigned char *run_versions_of(run_versions *rv, const char *cat) {
+    for (size_t k = 0; k < rv->ncat; k++)
+        if (cat ? rv->cat[k] && !strcmp(rv->cat[k], cat) : !rv->cat[k])
+            return rv->in + k * rv->n;
+    if (rv->ncat == rv->catcap) {
+        size_t cap = rv->catcap ? rv->catcap * 2 : 8;
+        const char **c = realloc(rv->cat, cap * sizeof *c);
+        if (c)
+            rv->cat = c;
+        unsigned char *in = realloc(rv->in, cap * (rv->n + 1));
+        if (in)
+            rv->in = in;
+        if (!c || !in)
+            return NULL;
+        rv->catcap = cap;
+    }
+    size_t k = rv->ncat++;
+    rv->cat[k] = cat;
+    unsigned char *in = rv->in + k * rv->n;
+    for (size_t v = 0; v < rv->n; v++) {
+        in[v] = rv->cats[v] == NULL;
+        size_t i;
+        json_t *c;
+        json_array_foreach(rv->cats[v], i, c) {
+            if (cat && json_is_string(c) && !strcmp(json_string_value(c), cat))
+                in[v] = 1;
+        }
+    }
+    return in;
+}
+
+/* Adds one raw row (cents as text) to the vector of (version, project).
+ * Returns 0, or -1 with e. */
+static int unit_add(unit_vectors *uv, const fx_ruleset *rs, const msg_assemble *a,
+                    const char *version, const char *project, const char *item,
+                    const char *cents_text, db_error *e) {
+    long slot = fx_ruleset_slot(rs, item);
+    if (slot < 0 || fx_ruleset_slot_is_formula(rs, (size_t)slot)) {
+        snprintf(e->msg, sizeof e->msg, "%s/%s/%s: item %s is not a base item of %s", version,
+                 a->data_source, project, item, a->fx_key);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long long cents = strtoll(cents_text, &end, 10);
+    long k = unit_vector(uv, version, project);
+    if (k < 0) {
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        return -1;
+    }
+    size_t at = (size_t)k * uv->nslots + (size_t)slot;
+    if (errno || *end != '\0' ||
+        __builtin_add_overflow(uv->cents[at], (int64_t)cents, &uv->cents[at])) {
+        snprintf(e->msg, sizeof e->msg, "%s/%s/%s item %s: the sum overflows", version,
+                 a->data_source, project, item);
+        return -1;
+    }
+    uv->present[at] = 1;
+    return 0;
+}
+
+/* Sums the unit's direct rows into uv and writes them, as they are, into the
+ * run's report_before_run_N (DESIGN.md 5.4). Returns 0, or -1 with e. */
+static int unit_direct(db_conn *db, const char *run_id, const msg_assemble *a,
+                       const PGresult *direct, run_versions *rv, unit_vectors *uv,
+                       const fx_ruleset *rs, db_error *e) {
+    int n = PQntuples(direct);
+    for (int i = 0; i < n; i++) {
+        const char *project = PQgetvalue(direct, i, 0);
+        const unsigned char *in =
+            run_versions_of(rv, PQgetisnull(direct, i, 2) ? NULL : PQgetvalue(direct, i, 2));
+        if (!in) {
+            snprintf(e->msg, sizeof e->msg, "out of memory");
+            return -1;
+        }
+        for (size_t v = 0; v < rv->n; v++)
+            if (in[v] && unit_add(uv, rs, a, rv->name[v], project, PQgetvalue(direct, i, 1),
+                                  PQgetvalue(direct, i, 3), e) != 0)
+                return -1;
+    }
+    if (uv->n == 0)
+        return 0;
+    char table[64], copy[256];
+    snprintf(table, sizeof table, "report_before_run_%s", run_id);
+    snprintf(copy, sizeof copy, REPORT_ROWS_COPY_SQL, table);
+    if (db_copy_in_begin(db, copy, e) != 0)
+        return -1;
+    for (size_t k = 0; k < uv->n; k++) {
+        report_vector v = {run_id, uv->version[k], a->data_source, uv->project[k]};
+        for (size_t slot = 0; slot < uv->nslots; slot++)
+            if (uv->present[k * uv->nslots + slot] &&
+                report_rows_base(db, &v, fx_ruleset_slot_code(rs, slot),
+                                 uv->cents[k * uv->nslots + slot], e) != 0) {
+                db_copy_in_abort(db, "row failed");
+                return -1;
+            }
+    }
+    return db_copy_in_end(db, e) < 0 ? -1 : 0;
+}
+
+/* Creates the unit's own table of report_after rows, checked to hold only the
+ * unit's keys, so that the run's last transaction attaches it as a partition
+ * of report_after_run_N without reading it. Returns 0, or -1 with e. */
+static int unit_table(db_conn *db, const char *run_id, const msg_assemble *a,
+                      const char *const range[2], const char *table, db_error *e) {
+    PGconn *pg = db_pg(db);
+    char *ds = PQescapeLiteral(pg, a->data_source, strlen(a->data_source));
+    char *lo = range[0] ? PQescapeLiteral(pg, range[0], strlen(range[0])) : NULL;
+    char *hi = range[1] ? PQescapeLiteral(pg, range[1], strlen(range[1])) : NULL;
+    int rc = -1;
+    if (!ds || (range[0] && !lo) || (range[1] && !hi)) {
+        snprintf(e->msg, sizeof e->msg, "quoting the unit's range: %s", PQerrorMessage(pg));
+    } else {
+        size_t len = strlen(ds) + (lo ? strlen(lo) : 0) + (hi ? strlen(hi) : 0) + 512;
+        char *sql = malloc(len);
+        if (!sql) {
+            snprintf(e->msg, sizeof e->msg, "out of memory");
+        } else {
+            snprintf(sql, len,
+                     "CREATE TABLE %s (LIKE report_after INCLUDING DEFAULTS, "
+                     "CHECK (run_id = %s), CHECK (data_source = %s%s%s%s%s))",
+                     table, run_id, ds, lo ? " AND project_code >= " : "", lo ? lo : "",
+                     hi ? " AND project_code < " : "", hi ? hi : "");
+            rc = db_exec(db, sql, e);
+            free(sql);
+        }
+    }
+    PQfreemem(ds);
+    PQfreemem(lo);
+    PQfreemem(hi);
+    return rc;
+}
+
+/* Writes the unit's rows inside the open transaction: its direct rows into
+ * report_before, then, with its partials added, its base and formula rows into
+ * a table of its own (keyed at the end, in one pass over its few rows), its
+ * findings and its totals. Returns 0 or -1 with e. */
 static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
                       const char *const range[2], const fx_entry *fx, fx_scratch *scratch,
                       unit_result *out, db_error *e) {
     const fx_ruleset *rs = fx->rs;
     size_t nslots = fx_ruleset_slot_count(rs), naudit = fx_ruleset_audit_count(rs);
-    const char *p[] = {run_id, a->data_source, range[0], range[1]};
-    char sql[sizeof UNIT_BASE_SQL + 32];
-    snprintf(sql, sizeof sql, UNIT_BASE_SQL, run_id);
+    const char *pv[] = {run_id};
+    const char *pd[] = {a->data_source, range[0], range[1]};
+    const char *pp[] = {run_id, a->data_source, range[0], range[1]};
+    char sql[sizeof UNIT_PARTIAL_SQL + sizeof UNIT_DIRECT_SQL + 64];
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    PGresult *base = db_query(db, sql, 4, p, PGRES_TUPLES_OK, e);
-    if (!base)
-        return -1;
-    out->read_s = seconds_since(&t0);
+    PGresult *versions = NULL, *direct = NULL, *partial = NULL;
     fx_value *values = malloc((nslots + 1) * sizeof *values);
     fx_value *avals = malloc((naudit + 1) * sizeof *avals);
     unsigned char *failed = malloc(naudit + 1);
@@ -284,45 +473,38 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
     unit_vectors uv;
     memset(&uv, 0, sizeof uv);
     uv.nslots = nslots;
+    run_versions rv;
+    memset(&rv, 0, sizeof rv);
     int rc = -1, copying = 0;
-    char table[64], copy[256];
+    char table[96], copy[256];
     if (!values || !avals || !failed || !found) {
         snprintf(e->msg, sizeof e->msg, "out of memory");
         goto done;
     }
-    snprintf(table, sizeof table, "report_after_run_%s", run_id);
+    if (!(versions = db_query(db, UNIT_VERSIONS_SQL, 1, pv, PGRES_TUPLES_OK, e)) ||
+        run_versions_load(&rv, versions, e) != 0)
+        goto done;
+    snprintf(sql, sizeof sql, UNIT_DIRECT_SQL, run_id);
+    if (!(direct = db_query(db, sql, 3, pd, PGRES_TUPLES_OK, e)))
+        goto done;
+    snprintf(sql, sizeof sql, UNIT_PARTIAL_SQL, run_id);
+    if (!(partial = db_query(db, sql, 4, pp, PGRES_TUPLES_OK, e)))
+        goto done;
+    out->read_s = seconds_since(&t0);
+    if (unit_direct(db, run_id, a, direct, &rv, &uv, rs, e) != 0)
+        goto done;
+    for (int i = 0, n = PQntuples(partial); i < n; i++)
+        if (unit_add(&uv, rs, a, PQgetvalue(partial, i, 0), PQgetvalue(partial, i, 1),
+                     PQgetvalue(partial, i, 2), PQgetvalue(partial, i, 3), e) != 0)
+            goto done;
+    snprintf(table, sizeof table, "report_after_run_%s_u%" PRId64, run_id, a->unit_id);
+    if (unit_table(db, run_id, a, range, table, e) != 0)
+        goto done;
     snprintf(copy, sizeof copy, REPORT_ROWS_COPY_SQL, table);
-    int n = PQntuples(base);
-    if (n > 0) {
+    if (uv.n > 0) {
         if (db_copy_in_begin(db, copy, e) != 0)
             goto done;
         copying = 1;
-    }
-    /* sum the raw rows into their vectors */
-    for (int i = 0; i < n; i++) {
-        const char *item = PQgetvalue(base, i, 2);
-        long slot = fx_ruleset_slot(rs, item);
-        if (slot < 0 || fx_ruleset_slot_is_formula(rs, (size_t)slot)) {
-            snprintf(e->msg, sizeof e->msg, "%s/%s/%s: item %s is not a base item of %s",
-                     PQgetvalue(base, i, 0), a->data_source, PQgetvalue(base, i, 1), item,
-                     a->fx_key);
-            goto done;
-        }
-        char *end;
-        errno = 0;
-        long long cents = strtoll(PQgetvalue(base, i, 3), &end, 10);
-        long k = unit_vector(&uv, PQgetvalue(base, i, 0), PQgetvalue(base, i, 1));
-        if (k < 0) {
-            snprintf(e->msg, sizeof e->msg, "out of memory");
-            goto done;
-        }
-        int64_t *sum = &uv.cents[(size_t)k * nslots + (size_t)slot];
-        if (errno || *end != '\0' || __builtin_add_overflow(*sum, (int64_t)cents, sum)) {
-            snprintf(e->msg, sizeof e->msg, "%s/%s/%s item %s: the sum overflows",
-                     PQgetvalue(base, i, 0), a->data_source, PQgetvalue(base, i, 1), item);
-            goto done;
-        }
-        uv.present[(size_t)k * nslots + (size_t)slot] = 1;
     }
     for (size_t k = 0; k < uv.n; k++) {
         report_vector v = {run_id, uv.version[k], a->data_source, uv.project[k]};
@@ -385,6 +567,12 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
         if (db_copy_in_end(db, e) < 0)
             goto done;
     }
+    snprintf(sql, sizeof sql,
+             "ALTER TABLE %s ADD PRIMARY KEY (run_id, version, data_source, project_code, "
+             "item_code)",
+             table);
+    if (db_exec(db, sql, e) != 0)
+        goto done;
     out->findings = report_findings_copy(db, run_id, found, rs, fx->audits, e);
     if (out->findings < 0)
         goto done;
@@ -426,11 +614,14 @@ done:
     }
     free(tot);
     unit_vectors_free(&uv);
+    run_versions_free(&rv);
     report_findings_free(found);
     free(values);
     free(avals);
     free(failed);
-    PQclear(base);
+    PQclear(versions);
+    PQclear(direct);
+    PQclear(partial);
     return rc;
 }
 

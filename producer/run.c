@@ -380,13 +380,9 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
         for (size_t i = 0; i < sizeof CLEANUP / sizeof CLEANUP[0]; i++)
             if (db_exec_params(db, CLEANUP[i], 1, p, &e) < 0)
                 log_warn("abort cleanup: %s", e.msg);
-        /* its partials, and the rows its formula stage wrote (never attached) */
-        char drop[160];
-        snprintf(drop, sizeof drop,
-                 "DROP TABLE IF EXISTS report_after_run_%s; DROP TABLE IF EXISTS "
-                 "alloc_partial_run_%s",
-                 id, id);
-        if (db_exec(db, drop, &e) != 0)
+        /* its tables (never attached): partials, direct rows, the rows its
+         * formula stage wrote */
+        if (run_drop_tables(db, id, &e) != 0)
             log_warn("abort cleanup: %s", e.msg);
         printf("run %s aborted\n", id);
     }

@@ -16,13 +16,7 @@
 #include "run_stages.h"
 #include "run_state.h"
 
-/* Steps of the plan, $1 = run id. The units: each data source of the run
- * (those of its rows as the snapshot saw them, so a project moved or removed
- * since loses no rows) cut into ranges of RUN_UNIT_PROJECTS project codes of
- * the project table. Ranges are taken in the columns' own
- * collation, as the consumers compare them, so every key falls in exactly one
- * unit; the first range of a data source is open below (it holds
- * #UNALLOCATED), the last open above. */
+/* Steps of the plan, $1 = run id. */
 static const sql_step PLAN_STEPS[] = {
     {"unallocated findings",
      /* one 'unallocated' warning per (version, data source, item) */
@@ -33,25 +27,35 @@ static const sql_step PLAN_STEPS[] = {
      "  'item ' || item_code || ': ' || sum(rows) || ' pending row(s) could not be allocated "
      "(no active target or zero total weight)' "
      "FROM alloc_unallocated WHERE run_id = $1 GROUP BY version, data_source, item_code"},
-    {"units",
-     "INSERT INTO run_unit (run_id, unit_id, data_source, project_lo, project_hi) "
-     "SELECT $1::bigint, (row_number() OVER (ORDER BY data_source, lo NULLS FIRST))::int - 1, "
-     "       data_source, lo, lead(lo) OVER (PARTITION BY data_source ORDER BY lo NULLS FIRST) "
-     "FROM (SELECT data_source, CASE WHEN n = 0 THEN NULL ELSE project_code END AS lo "
-     "      FROM (SELECT data_source, project_code, "
-     "                   row_number() OVER (PARTITION BY data_source ORDER BY project_code) - 1 "
-     "                   AS n "
-     "            FROM project) p WHERE n % " RUN_UNIT_PROJECTS_TEXT " = 0 "
-     "      UNION "
-     /* every data source the run has rows in opens with an unbounded unit,
-      * whatever the live project table says now: those of its direct rows and
-      * pending rows (report_before), and those of the projects its shares went
-      * to (the snapshot's public data) */
-     "      SELECT DISTINCT data_source, NULL FROM report_before WHERE run_id = $1 "
-     "      UNION "
-     "      SELECT DISTINCT p ->> 2, NULL FROM run_public r, "
-     "             json_array_elements(r.body::json -> 'projects') p WHERE r.run_id = $1) u"},
 };
+
+/* The units ($1 = run id, %s its number): each data source of the run (those
+ * of its rows as the snapshot saw them, so a project moved or removed since
+ * loses no rows) cut into ranges of RUN_UNIT_PROJECTS project codes of the
+ * project table. Ranges are taken in the columns' own collation, as the
+ * consumers compare them and as report_after_run_N is partitioned, so every key
+ * falls in exactly one unit; the first range of a data source is open below
+ * (it holds #UNALLOCATED), the last open above. */
+static const char UNITS_SQL[] =
+    "INSERT INTO run_unit (run_id, unit_id, data_source, project_lo, project_hi) "
+    "SELECT $1::bigint, (row_number() OVER (ORDER BY data_source, lo NULLS FIRST))::int - 1, "
+    "       data_source, lo, lead(lo) OVER (PARTITION BY data_source ORDER BY lo NULLS FIRST) "
+    "FROM (SELECT data_source, CASE WHEN n = 0 THEN NULL ELSE project_code END AS lo "
+    "      FROM (SELECT data_source, project_code, "
+    "                   row_number() OVER (PARTITION BY data_source ORDER BY project_code) - 1 "
+    "                   AS n "
+    "            FROM project) p WHERE n %% " RUN_UNIT_PROJECTS_TEXT " = 0 "
+    "      UNION "
+    /* every data source the run has rows in opens with an unbounded unit,
+     * whatever the live project table says now: those of its direct rows, of
+     * its pending rows (#POOL), and of the projects its shares went to (the
+     * snapshot's public data) */
+    "      SELECT DISTINCT data_source, NULL FROM run_direct_%s "
+    "      UNION "
+    "      SELECT DISTINCT data_source, NULL FROM report_before_run_%s "
+    "      UNION "
+    "      SELECT DISTINCT p ->> 2, NULL FROM run_public r, "
+    "             json_array_elements(r.body::json -> 'projects') p WHERE r.run_id = $1) u";
 
 int run_plan_units(run_state *st) {
     char id[32];
@@ -73,18 +77,22 @@ int run_plan_units(run_state *st) {
         cli_error("run %s is no longer running", id);
         return ALLOC_EXIT_RUNTIME;
     }
-    /* the run's rows go into a table of their own, without a key until the
-     * last transaction builds it in one sorted pass and attaches the table as
-     * the run's partition of report_after */
-    char sql[512];
+    /* the run's rows go into a table of their own, partitioned like its
+     * units: each unit writes and keys a table of its own, and the run's last
+     * transaction attaches them all, then this table as the run's partition
+     * of report_after */
+    char sql[2048];
     snprintf(sql, sizeof sql,
-             "CREATE TABLE report_after_run_%s (LIKE report_after INCLUDING DEFAULTS); "
+             "CREATE TABLE report_after_run_%s (LIKE report_after INCLUDING DEFAULTS) "
+             "PARTITION BY RANGE (data_source, project_code); "
              "CREATE INDEX ON alloc_partial_run_%s (data_source, project_code)",
              id, id);
     PGresult *ur = NULL;
     if (db_exec(st->db, sql, &e) != 0 ||
         run_steps(st->db, "plan", PLAN_STEPS, sizeof PLAN_STEPS / sizeof PLAN_STEPS[0], id, &e) !=
             0 ||
+        snprintf(sql, sizeof sql, UNITS_SQL, id, id) < 0 ||
+        db_exec_params(st->db, sql, 1, p, &e) < 0 ||
         !(ur = db_query(st->db,
                         "UPDATE alloc_run SET stage = 'formula', formula_batches = "
                         "(SELECT count(*) FROM run_unit WHERE run_id = $1) "

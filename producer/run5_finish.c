@@ -161,20 +161,69 @@ done:
     return rc;
 }
 
-/* Keys the run's table in one sorted pass (much cheaper than maintaining the
- * key row by row) and attaches it as the run's partition of report_after.
+/* Attaches each unit's table of report_after rows (keyed by the unit; its
+ * CHECK spares a scan) to the run's report_after_run_N, and adds the partition
+ * of the #ALL roll-ups: the roll-ups then go to their partitions like any row.
  * Returns 0 or -1 with e. */
-static int attach_report(run_state *st, const char *id, db_error *e) {
+static int attach_units(run_state *st, const char *id, db_error *e) {
+    const char *p[] = {id};
+    PGresult *u = db_query(st->db,
+                           "SELECT unit_id, data_source, project_lo, project_hi FROM run_unit "
+                           "WHERE run_id = $1 ORDER BY unit_id",
+                           1, p, PGRES_TUPLES_OK, e);
+    if (!u)
+        return -1;
+    PGconn *pg = db_pg(st->db);
+    int rc = 0;
+    for (int i = 0; i < PQntuples(u) && rc == 0; i++) {
+        char *lit[3] = {NULL, NULL, NULL};
+        for (int c = 0; c < 3; c++)
+            if (!PQgetisnull(u, i, c + 1))
+                lit[c] =
+                    PQescapeLiteral(pg, PQgetvalue(u, i, c + 1), (size_t)PQgetlength(u, i, c + 1));
+        size_t len = 256;
+        for (int c = 0; c < 3; c++)
+            len += lit[c] ? strlen(lit[c]) : 0;
+        char *sql = malloc(len);
+        ALLOC_ASSERT(sql != NULL);
+        if (!lit[0]) {
+            snprintf(e->msg, sizeof e->msg, "unit %s: %s", PQgetvalue(u, i, 0), PQerrorMessage(pg));
+            rc = -1;
+        } else {
+            snprintf(sql, len,
+                     "ALTER TABLE report_after_run_%s ATTACH PARTITION report_after_run_%s_u%s "
+                     "FOR VALUES FROM (%s, %s) TO (%s, %s)",
+                     id, id, PQgetvalue(u, i, 0), lit[0], lit[1] ? lit[1] : "MINVALUE", lit[0],
+                     lit[2] ? lit[2] : "MAXVALUE");
+            rc = db_exec(st->db, sql, e);
+        }
+        free(sql);
+        for (int c = 0; c < 3; c++)
+            PQfreemem(lit[c]);
+    }
+    PQclear(u);
+    if (rc != 0)
+        return -1;
     char sql[512];
     snprintf(sql, sizeof sql,
-             "ALTER TABLE report_after_run_%s ADD PRIMARY KEY (run_id, version, data_source, "
-             "project_code, item_code), ADD CHECK (run_id = %s)",
-             id, id);
-    if (db_exec(st->db, sql, e) != 0)
-        return -1;
+             "CREATE TABLE report_after_run_%s_all PARTITION OF report_after_run_%s "
+             "(CHECK (run_id = %s)) FOR VALUES FROM ('" RESERVED_ALL
+             "', MINVALUE) TO ('" RESERVED_ALL "', MAXVALUE)",
+             id, id, id);
+    return db_exec(st->db, sql, e);
+}
+
+/* Keys the run's report_after_run_N (the union of its partitions' keys) and
+ * attaches it to report_after, and report_before_run_N to report_before.
+ * Returns 0 or -1 with e. */
+static int attach_report(run_state *st, const char *id, db_error *e) {
+    char sql[1024];
     snprintf(sql, sizeof sql,
-             "ALTER TABLE report_after ATTACH PARTITION report_after_run_%s FOR VALUES IN (%s)", id,
-             id);
+             "ALTER TABLE report_after_run_%s ADD PRIMARY KEY (run_id, version, data_source, "
+             "project_code, item_code); "
+             "ALTER TABLE report_after ATTACH PARTITION report_after_run_%s FOR VALUES IN (%s); "
+             "ALTER TABLE report_before ATTACH PARTITION report_before_run_%s FOR VALUES IN (%s)",
+             id, id, id, id, id);
     return db_exec(st->db, sql, e);
 }
 
@@ -217,6 +266,11 @@ int run_finish(run_state *st) {
         cli_error("run %s is no longer running", id);
         return ALLOC_EXIT_RUNTIME;
     }
+    if (attach_units(st, id, &e) != 0) {
+        db_rollback(st->db, NULL);
+        return cli_fail_db(&e, "finish run: attach the units' report rows");
+    }
+    log_info("finish: units attached in %.1fs", run_elapsed(&t0));
     char msg[512];
     int bad = assemble_rollups(st, id, msg, sizeof msg, &e);
     if (bad != 0) {
@@ -233,9 +287,8 @@ int run_finish(run_state *st) {
         return cli_fail_db(&e, "finish run: key and attach the report rows");
     }
     log_info("finish: report key and partition in %.1fs", run_elapsed(&t0));
-    char drop[96];
-    snprintf(drop, sizeof drop, "DROP TABLE IF EXISTS alloc_partial_run_%s", id);
-    if (db_exec(st->db, drop, &e) != 0 ||
+    /* what is left of the run's own tables: its partials and direct rows */
+    if (run_drop_tables(st->db, id, &e) != 0 ||
         db_exec_params(st->db, "DELETE FROM run_unit_total WHERE run_id = $1", 1, p, &e) < 0) {
         db_rollback(st->db, NULL);
         return cli_fail_db(&e, "finish run");
@@ -259,28 +312,22 @@ int run_finish(run_state *st) {
     char replaced[256];
     snprintf(replaced, sizeof replaced, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    /* the tables of earlier runs of the period that failed or were aborted:
-     * their partials, and their report rows (never attached); nothing reads
-     * them */
+    /* the tables of earlier runs of the period that failed or were aborted
+     * (never attached); nothing reads them */
     r = db_query(st->db,
-                 "SELECT c.relname FROM alloc_run o "
-                 "JOIN pg_class c ON c.relname IN ('report_after_run_' || o.run_id, "
-                 "                                 'alloc_partial_run_' || o.run_id) "
-                 "AND c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' "
-                 "WHERE o.period_code = $2 AND o.run_id <> $1::bigint "
-                 "AND o.status IN ('failed', 'aborted') AND NOT c.relispartition",
+                 "SELECT o.run_id FROM alloc_run o WHERE o.period_code = $2 "
+                 "AND o.run_id <> $1::bigint AND o.status IN ('failed', 'aborted') "
+                 "ORDER BY o.run_id",
                  2, pp, PGRES_TUPLES_OK, &e);
     if (!r) {
         db_rollback(st->db, NULL);
         return cli_fail_db(&e, "finish run: earlier runs' tables");
     }
     for (int i = 0; i < PQntuples(r); i++) {
-        char drop[160];
-        snprintf(drop, sizeof drop, "DROP TABLE \"%s\"", PQgetvalue(r, i, 0));
-        if (db_exec(st->db, drop, &e) != 0) {
+        if (run_drop_tables(st->db, PQgetvalue(r, i, 0), &e) != 0) {
             PQclear(r);
             db_rollback(st->db, NULL);
-            return cli_fail_db(&e, "finish run: drop an earlier run's table");
+            return cli_fail_db(&e, "finish run: drop an earlier run's tables");
         }
     }
     PQclear(r);

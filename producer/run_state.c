@@ -79,6 +79,30 @@ void run_mark_failed(run_state *st, const char *error) {
     json_decref(j);
 }
 
+int run_drop_tables(db_conn *db, const char *run_id, db_error *e) {
+    const char *p[] = {run_id};
+    PGresult *r =
+        db_query(db,
+                 "SELECT c.relname FROM pg_class c "
+                 "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') "
+                 "AND NOT c.relispartition "
+                 "AND (c.relname IN ('run_direct_' || $1, 'alloc_partial_run_' || $1, "
+                 "                   'report_before_run_' || $1, 'report_after_run_' || $1) "
+                 "     OR c.relname LIKE 'report_after\\_run\\_' || $1 || '\\_u%' ) "
+                 "ORDER BY c.relname COLLATE \"C\"",
+                 1, p, PGRES_TUPLES_OK, e);
+    if (!r)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        char drop[160];
+        snprintf(drop, sizeof drop, "DROP TABLE IF EXISTS \"%s\"", PQgetvalue(r, i, 0));
+        rc = db_exec(db, drop, e);
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* Runs steps with $1 = run id, logging how long each took. Returns 0 or -1 with e. */
 int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,
               db_error *e) {

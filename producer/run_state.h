@@ -94,6 +94,12 @@ typedef struct run_formulas {
 int run_load_formulas(run_state *st, run_formulas *f);
 void run_formulas_free(run_formulas *f);
 
+/* Drops the tables of the run's own that are not attached (DESIGN.md 5.6: a
+ * run that did not succeed changes nothing else): its snapshot's direct rows,
+ * its partials, its report_before rows and its units' report_after rows.
+ * Returns 0, or -1 with e. */
+int run_drop_tables(db_conn *db, const char *run_id, db_error *e);
+
 /* Runs steps with $1 = run id, logging each one's time. 0 or -1 with e. */
 int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,
               db_error *e);

@@ -1,0 +1,17 @@
+-- The direct sums of report_before are made by the formula stage's units, in
+-- the consumers, from the run's direct rows (DESIGN.md 5.4): the snapshot keeps
+-- those rows in a table of the run's own, run_direct_N, stored in unit order
+-- under a block-range index, instead of grouping 3 M row-versions itself. A
+-- run's report_before rows go into report_before_run_N (the #POOL rows from the
+-- snapshot, the projects' rows from the units), attached as the run's partition
+-- in its last transaction, as its report_after rows are: readers see a run's
+-- report_before and report_after together, or neither.
+--
+-- report_after_run_N is itself partitioned by unit (RANGE on data_source,
+-- project_code): each unit writes its rows into a table of its own and keys it
+-- in the same transaction, in parallel over the consumers, and the run's last
+-- transaction only attaches the tables (the key of report_after_run_N is then
+-- the union of theirs), where it built one key over millions of rows serially.
+--
+-- Units no longer read report_before by range: its index goes.
+DROP INDEX report_before_unit;
