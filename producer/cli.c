@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "migrations.h"
 
 /* The first error line of the process: what a failed run records as its cause. */
 static char first_error[1024];
@@ -73,4 +74,42 @@ int cli_usage_error(const char *usage, const char *fmt, va_list ap) {
     mask_words(line, sizeof line);
     fprintf(stderr, "alloc-producer: %s\nusage: %s\n", line, usage);
     return ALLOC_EXIT_USAGE;
+}
+
+int cli_check_schema(db_conn *c, const char *cmd) {
+    db_error err;
+    int64_t present = 0;
+    if (db_query_int64(c,
+                       "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = "
+                       "to_regclass('schema_migration')",
+                       0, NULL, &present, &err) < 0) {
+        cli_error("%s: checking the schema: %s", cmd, err.msg);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    if (!present) {
+        cli_error("%s: %s", cmd, CLI_NO_SCHEMA);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    int64_t version = 0;
+    if (db_query_int64(c, "SELECT coalesce(max(version), 0) FROM schema_migration", 0, NULL,
+                       &version, &err) < 0) {
+        cli_error("%s: checking the schema: %s", cmd, err.msg);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    int known = migrations_count > 0 ? migrations[migrations_count - 1].version : 0;
+    if (version == 0) {
+        cli_error("%s: %s", cmd, CLI_NO_SCHEMA);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    if (version < known) {
+        cli_error("%s: the schema is at version %lld, this program needs version %d: run "
+                  "alloc-producer migrate",
+                  cmd, (long long)version, known);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    return ALLOC_EXIT_OK;
+}
+
+int cli_is_no_schema(const db_error *err) {
+    return err && db_error_is(err, DB_SQLSTATE_UNDEFINED_TABLE);
 }

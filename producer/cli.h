@@ -6,6 +6,8 @@
 
 #include <stdarg.h>
 
+#include "db.h"
+
 /* Prints "alloc-producer: " and the formatted message (no newline in fmt) as
  * one line on stderr, and remembers it when it is the first line printed by
  * this process. Not thread-safe: the producer prints from its main thread. */
@@ -18,5 +20,19 @@ const char *cli_first_error(void);
 /* Prints a usage error (the formatted message, then "usage: USAGE") with
  * every connection-string-like word masked; returns ALLOC_EXIT_USAGE. */
 int cli_usage_error(const char *usage, const char *fmt, va_list ap);
+
+/* What every command says on a database that was never migrated. */
+#define CLI_NO_SCHEMA "the schema is not there: run alloc-producer migrate"
+
+/* Checks, on a fresh connection, that the database holds this program's
+ * schema: schema_migration exists and has every migration the program carries.
+ * Returns ALLOC_EXIT_OK, or ALLOC_EXIT_RUNTIME after printing "alloc-producer:
+ * CMD: the schema is not there: run alloc-producer migrate" (or which version
+ * it is at). Every command but migrate calls it right after connecting. */
+int cli_check_schema(db_conn *c, const char *cmd);
+
+/* 1 when err is PostgreSQL's undefined_table (42P01): a table of the schema is
+ * missing, so the error line says to run migrate instead of the raw SQL. */
+int cli_is_no_schema(const db_error *err);
 
 #endif

@@ -32,11 +32,18 @@ db_conn *review_connect(const alloc_config *cfg, const char *cmd) {
     db_conn *c = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!c)
         fprintf(stderr, "alloc-producer: %s: %s\n", cmd, err);
+    if (c && cli_check_schema(c, cmd) != ALLOC_EXIT_OK) {
+        db_close(c);
+        return NULL;
+    }
     return c;
 }
 
 int review_fail(const char *cmd, const char *what, const db_error *err) {
-    cli_error("%s: %s: %s", cmd, what, err ? err->msg : "unknown error");
+    if (cli_is_no_schema(err))
+        cli_error("%s: %s: %s (%s)", cmd, what, CLI_NO_SCHEMA, err->msg);
+    else
+        cli_error("%s: %s: %s", cmd, what, err ? err->msg : "unknown error");
     return ALLOC_EXIT_RUNTIME;
 }
 

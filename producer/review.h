@@ -15,8 +15,9 @@
  * missing (the end of argv, or a next argument starting with "--"). */
 int review_arg(int argc, char **argv, int *i, const char *name, const char **value);
 
-/* Connects to PostgreSQL; on failure prints "alloc-producer: CMD: why" and
- * returns NULL. Free with db_close. */
+/* Connects to PostgreSQL and checks the schema is there (cli_check_schema);
+ * on failure prints "alloc-producer: CMD: why" and returns NULL. Free with
+ * db_close. */
 db_conn *review_connect(const alloc_config *cfg, const char *cmd);
 
 /* Prints "alloc-producer: CMD: WHAT: db message" to stderr; returns ALLOC_EXIT_RUNTIME. */

@@ -259,6 +259,10 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
         cli_error("%s", err);
         return ALLOC_EXIT_RUNTIME;
     }
+    if (cli_check_schema(st.db, "run") != ALLOC_EXIT_OK) {
+        db_close(st.db);
+        return ALLOC_EXIT_RUNTIME;
+    }
     run_durable_commits(st.db);
     int rc = run_snapshot(&st, &o);
     if (rc == ALLOC_EXIT_OK) {
@@ -331,6 +335,10 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
         cli_error("%s", err);
         return ALLOC_EXIT_RUNTIME;
     }
+    if (cli_check_schema(st.db, "resume") != ALLOC_EXIT_OK) {
+        db_close(st.db);
+        return ALLOC_EXIT_RUNTIME;
+    }
     run_durable_commits(st.db);
     int running = 0;
     rc = load_run(&st, run_id, &running);
@@ -371,6 +379,10 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
     db_conn *db = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!db) {
         cli_error("%s", err);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    if (cli_check_schema(db, "abort") != ALLOC_EXIT_OK) {
+        db_close(db);
         return ALLOC_EXIT_RUNTIME;
     }
     char id[32];

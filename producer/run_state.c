@@ -28,7 +28,10 @@ double run_elapsed(const struct timespec *t0) {
 }
 
 int run_fail_db(const char *what, const db_error *e) {
-    cli_error("%s: %s", what, e->msg);
+    if (cli_is_no_schema(e))
+        cli_error("%s: %s (%s)", what, CLI_NO_SCHEMA, e->msg);
+    else
+        cli_error("%s: %s", what, e->msg);
     return ALLOC_EXIT_RUNTIME;
 }
 
