@@ -27,6 +27,7 @@
 #include "commands.h"
 #include "counter.h"
 #include "db.h"
+#include "drivers.h"
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
@@ -271,6 +272,10 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
         return ALLOC_EXIT_RUNTIME;
     }
     run_durable_commits(st.db);
+    /* a warning, not a refusal: a mistyped driver name ("headcuont") has no values */
+    db_error warn_err;
+    if (drivers_warn_period(st.db, o.period, &warn_err) < 0)
+        log_warn("the drivers of period %s were not checked: %s", o.period, warn_err.msg);
     int rc = run_snapshot(&st, &o);
     if (rc == ALLOC_EXIT_OK) {
         int running;
