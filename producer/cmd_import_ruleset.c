@@ -796,10 +796,8 @@ static void warn_unknown_drivers(db_conn *c, const char *label, const ruleset_in
                     label);
             break;
         }
-        const char *close = drivers_closest(&known, driver);
-        char hint[160] = "";
-        if (close)
-            snprintf(hint, sizeof hint, " (did you mean %s?)", close);
+        char hint[160];
+        drivers_hint(&known, driver, hint, sizeof hint);
         fprintf(stderr,
                 "%s: allocation_rules[%zu] (%s/%s): warning: driver %s has no value in any "
                 "period%s; the pending rows it allocates go to #UNALLOCATED\n",

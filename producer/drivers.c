@@ -91,6 +91,14 @@ const char *drivers_closest(const driver_names *d, const char *name) {
     return best;
 }
 
+void drivers_hint(const driver_names *d, const char *name, char *buf, size_t len) {
+    const char *close = drivers_closest(d, name);
+    if (close)
+        snprintf(buf, len, " (did you mean %s?)", close);
+    else if (len)
+        buf[0] = '\0';
+}
+
 int drivers_warn_period(db_conn *c, const char *period, db_error *err) {
     const char *params[] = {period};
     PGresult *res = db_query(c,
@@ -112,10 +120,8 @@ int drivers_warn_period(db_conn *c, const char *period, db_error *err) {
     }
     for (int i = 0; i < rows; i++) {
         const char *driver = PQgetvalue(res, i, 2);
-        const char *close = drivers_closest(&known, driver);
-        char hint[160] = "";
-        if (close)
-            snprintf(hint, sizeof hint, " (did you mean %s?)", close);
+        char hint[160];
+        drivers_hint(&known, driver, hint, sizeof hint);
         fprintf(stderr,
                 "alloc-producer: run: warning: allocation rule %s/%s: driver %s has no value in "
                 "period %s%s; the pending rows it allocates go to #UNALLOCATED\n",

@@ -30,6 +30,10 @@ int drivers_has(const driver_names *d, const char *name);
  * none is that close. Points into d. */
 const char *drivers_closest(const driver_names *d, const char *name);
 
+/* Writes " (did you mean X?)" into buf, X the drivers_closest name, or ""
+ * when none is close. */
+void drivers_hint(const driver_names *d, const char *name, char *buf, size_t len);
+
 /* The validation of a run of period: prints "alloc-producer: run: warning:
  * ..." on stderr for every allocation rule of the period's ruleset (of a
  * version in report_version) whose driver has no value in the period. Returns
