@@ -24,8 +24,7 @@ static const struct {
     {"findings", cmd_findings, "list a run's audit findings (table, csv, json)"},
     {"publish", cmd_publish, "publish a succeeded run as the period's report"},
     {"period", cmd_period, "open a period (bound to a ruleset) or list the periods"},
-    {"import", cmd_import,
-     "load a CSV (ledger, drivers, projects, a template) or a ruleset, all-or-nothing"},
+    {"import", cmd_import, "load a CSV (ledger, drivers, projects, template) or a ruleset"},
     {"close-period", cmd_close_period, "close a period: its ledger rows can no longer change"},
     {"export", cmd_export, "file an export of a run's rows (csv.gz, xlsx) or show one"},
 };
