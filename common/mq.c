@@ -1406,6 +1406,34 @@ int mq_get(mq_conn *c, const char *queue, mq_delivery *out, char *err, size_t er
     return MQ_OK;
 }
 
+int mq_queue_info(mq_conn *c, const char *queue, uint32_t *messages, uint32_t *consumers, char *err,
+                  size_t errlen) {
+    if (!short_str_ok(queue)) {
+        set_err(err, errlen, "queue info: name missing or longer than 255 bytes");
+        return MQ_ERR;
+    }
+    char what[300];
+    snprintf(what, sizeof what, "queue info of %s", queue);
+    int rc = ensure_channel(c, CH_ADMIN, what, err, errlen);
+    if (rc != MQ_OK)
+        return rc;
+    /* passive: only looks; a queue that does not exist closes the channel (404),
+     * which the next use of the channel re-opens */
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(c->state, CH_ADMIN, amqp_cstring_bytes(queue),
+                                                     1, 0, 0, 0, amqp_empty_table);
+    if ((rc = check_reply(c, CH_ADMIN, amqp_get_rpc_reply(c->state), what, err, errlen)) != MQ_OK)
+        return rc;
+    if (!ok) {
+        set_err(err, errlen, "%s: no declare-ok from the broker", what);
+        return MQ_ERR;
+    }
+    if (messages)
+        *messages = ok->message_count;
+    if (consumers)
+        *consumers = ok->consumer_count;
+    return MQ_OK;
+}
+
 /* Splits a caller's tag into channel and broker tag; MQ_ERR when the channel
  * it came from has been re-opened since. */
 static int tag_channel(mq_conn *c, uint64_t tag, amqp_channel_t *ch, uint64_t *broker_tag,

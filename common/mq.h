@@ -191,6 +191,12 @@ int mq_next(mq_conn *c, int timeout_ms, mq_delivery *out, char *err, size_t errl
  * error. For tests and tools that read a queue, e.g. alloc.dead. */
 int mq_get(mq_conn *c, const char *queue, mq_delivery *out, char *err, size_t errlen);
 
+/* How many messages are ready in queue and how many consumers it has
+ * (queue.declare with passive set: nothing is created). Either pointer may be
+ * NULL. Returns MQ_OK, MQ_ERR (e.g. the queue does not exist) or MQ_ERR_CONN. */
+int mq_queue_info(mq_conn *c, const char *queue, uint32_t *messages, uint32_t *consumers, char *err,
+                  size_t errlen);
+
 /* Acknowledges a delivery, or rejects it (requeue = 1 puts it back; 0 drops it
  * or dead-letters it when its queue has a dead-letter exchange). A tag from a
  * channel that has since been re-opened is MQ_ERR (the broker will redeliver

@@ -39,8 +39,19 @@ typedef struct html_chart {
     size_t ncols_asked;  /* groups asked for, to say how many were left out */
 } html_chart;
 
+typedef struct html_finding {
+    char *rule_code, *severity;
+    int64_t count;
+    char **lines;
+    size_t nlines;
+} html_finding;
+
 struct report_html {
     char *title;
+    int has_findings;
+    char *findings_summary;
+    html_finding *findings;
+    size_t nfindings;
     html_fact *facts;
     size_t nfacts, cap_facts;
     html_table *tables;
@@ -91,9 +102,26 @@ static void table_clear(html_table *t) {
     free(t->rows);
 }
 
+static void findings_clear(report_html *h) {
+    for (size_t i = 0; i < h->nfindings; i++) {
+        free(h->findings[i].rule_code);
+        free(h->findings[i].severity);
+        for (size_t l = 0; l < h->findings[i].nlines; l++)
+            free(h->findings[i].lines[l]);
+        free(h->findings[i].lines);
+    }
+    free(h->findings);
+    free(h->findings_summary);
+    h->findings = NULL;
+    h->findings_summary = NULL;
+    h->nfindings = 0;
+    h->has_findings = 0;
+}
+
 void report_html_free(report_html *h) {
     if (!h)
         return;
+    findings_clear(h);
     free(h->title);
     for (size_t i = 0; i < h->nfacts; i++) {
         free(h->facts[i].label);
@@ -123,6 +151,33 @@ int report_html_add_fact(report_html *h, const char *label, const char *value,
         return -1;
     }
     h->facts[h->nfacts++] = f;
+    return 0;
+}
+
+int report_html_set_findings(report_html *h, const char *summary, const report_html_finding *f,
+                             size_t n) {
+    findings_clear(h);
+    h->findings_summary = util_strdup(summary);
+    h->findings = calloc(n ? n : 1, sizeof *h->findings);
+    int failed = !h->findings_summary || !h->findings;
+    for (size_t i = 0; i < n && !failed; i++) {
+        html_finding *d = &h->findings[h->nfindings++];
+        d->rule_code = util_strdup(f[i].rule_code);
+        d->severity = util_strdup(f[i].severity);
+        d->count = f[i].count;
+        d->lines = calloc(f[i].nlines ? f[i].nlines : 1, sizeof *d->lines);
+        failed = !d->rule_code || !d->severity || !d->lines;
+        for (size_t l = 0; l < f[i].nlines && !failed; l++) {
+            d->lines[l] = util_strdup(f[i].lines[l]);
+            failed = !d->lines[l];
+            d->nlines += !failed;
+        }
+    }
+    if (failed) {
+        findings_clear(h);
+        return -1;
+    }
+    h->has_findings = 1;
     return 0;
 }
 
@@ -362,6 +417,7 @@ static const char page_css[] =
     "div.scroll{overflow-x:auto}\n"
     "tr.formula th,tr.formula td{font-weight:600;background:#f5f7fa}\n"
     "td.num{text-align:right}\n"
+    "td.lines{white-space:normal;font-size:13px}\n"
     "td.total,th.total{background:#eaf0f7}\n"
     "tr.formula td.total{background:#dde6f1}\n"
     ".neg{color:#b3261e}\n"
@@ -642,6 +698,45 @@ static void write_chart(const report_html *h, const html_chart *ch, size_t index
     fputs("</section>\n", out);
 }
 
+static void write_findings(const report_html *h, FILE *out) {
+    if (!h->has_findings)
+        return;
+    fputs("<section class=\"findings\">\n<h2>Findings: ", out);
+    report_html_escape(out, h->findings_summary);
+    fputs("</h2>\n", out);
+    if (h->nfindings == 0) {
+        fputs("<p class=\"note\">No findings.</p>\n</section>\n", out);
+        return;
+    }
+    fputs("<table>\n<thead><tr><th scope=\"col\" class=\"item\">Severity</th>"
+          "<th scope=\"col\" class=\"item\">Rule</th><th scope=\"col\">Count</th>"
+          "<th scope=\"col\" class=\"item\">First findings</th></tr></thead>\n<tbody>\n",
+          out);
+    for (size_t i = 0; i < h->nfindings; i++) {
+        const html_finding *f = &h->findings[i];
+        fputs("<tr><td>", out);
+        int error = strcmp(f->severity, "error") == 0;
+        if (error)
+            fputs("<span class=\"badge warn\">", out);
+        report_html_escape(out, f->severity);
+        if (error)
+            fputs("</span>", out);
+        fputs("</td><th scope=\"row\">", out);
+        report_html_escape(out, f->rule_code);
+        fprintf(out, "</th><td class=\"num\">%lld</td><td class=\"lines\">", (long long)f->count);
+        for (size_t l = 0; l < f->nlines; l++) {
+            if (l)
+                fputs("<br/>", out);
+            report_html_escape(out, f->lines[l]);
+        }
+        if (f->count > (int64_t)f->nlines)
+            fprintf(out, "%s&#8230; and %lld more", f->nlines ? "<br/>" : "",
+                    (long long)(f->count - (int64_t)f->nlines));
+        fputs("</td></tr>\n", out);
+    }
+    fputs("</tbody>\n</table>\n</section>\n", out);
+}
+
 int report_html_write(const report_html *h, FILE *out) {
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n<title>",
@@ -656,6 +751,7 @@ int report_html_write(const report_html *h, FILE *out) {
         write_chart(h, &h->charts[i], i, out);
     for (size_t i = 0; i < h->ntables; i++)
         write_table(&h->tables[i], out);
+    write_findings(h, out);
     fputs("</main>\n<footer>Amounts in the ledger's currency; n/a: a formula without a value; "
           "an empty cell: no row.</footer>\n</body>\n</html>\n",
           out);

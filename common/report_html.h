@@ -71,6 +71,23 @@ long report_html_add_row(report_html *h, size_t table, const char *name, const c
 int report_html_add_chart(report_html *h, size_t table, const char *heading, const size_t *rows,
                           size_t nrows, const size_t *cols, size_t ncols);
 
+/* One audit rule's findings in the page's findings section. */
+typedef struct report_html_finding {
+    const char *rule_code;
+    const char *severity; /* "error" (shown as a warning badge) or "warning" */
+    int64_t count;
+    const char *const *lines; /* the first findings, nlines of them */
+    size_t nlines;
+} report_html_finding;
+
+/* Sets the page's findings section, written after the tables: a heading with
+ * `summary` ("2 error, 1 warning"), then one row per rule: severity, rule code,
+ * count and its first lines (with "... and N more" when count exceeds nlines).
+ * n = 0 says "No findings.". Copies everything; a second call replaces the
+ * first. Returns 0, or -1 when out of memory (the page then has no section). */
+int report_html_set_findings(report_html *h, const char *summary, const report_html_finding *f,
+                             size_t n);
+
 /* Writes the whole page. Returns 0, or -1 when writing failed (errno set by
  * stdio). */
 int report_html_write(const report_html *h, FILE *out);

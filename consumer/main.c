@@ -123,7 +123,11 @@ static int parse_args(int argc, char **argv, alloc_config *cfg, int *split, int 
                    "  --role R     split (re-batch buckets), allocate (allocate batches),\n"
                    "               formula (formula stage), export (export files),\n"
                    "               all (default: every role)\n"
-                   "  --threads N  worker threads (default: 80%% of the cores, at least 1)\n\n%s",
+                   "  --threads N  worker threads (default: 80%% of the cores, at least 1)\n\n"
+                   "Runs until SIGTERM or SIGINT, then finishes the batches in hand, acks them\n"
+                   "and exits; it reconnects by itself when a server goes away.\n\n"
+                   "Exit status: 0 stopped by SIGTERM or SIGINT, 2 bad arguments, 1 any other\n"
+                   "failure (e.g. the thread pool could not start).\n\n%s",
                    USAGE, config_flags_help());
             exit(ALLOC_EXIT_OK);
         }

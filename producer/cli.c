@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "migrations.h"
 
 /* The first error line of the process: what a failed run records as its cause. */
 static char first_error[1024];
@@ -82,7 +83,7 @@ int cli_usage_error(const char *usage, const char *fmt, va_list ap) {
     return ALLOC_EXIT_USAGE;
 }
 
-db_conn *cli_connect_db(const alloc_config *cfg, const char *cmd) {
+db_conn *cli_connect_db_unchecked(const alloc_config *cfg, const char *cmd) {
     char err[DB_ERRMSG_MAX];
     db_conn *c = db_connect(cfg->pg_dsn, err, sizeof err);
     if (!c && cmd)
@@ -92,10 +93,24 @@ db_conn *cli_connect_db(const alloc_config *cfg, const char *cmd) {
     return c;
 }
 
+db_conn *cli_connect_db(const alloc_config *cfg, const char *cmd) {
+    db_conn *c = cli_connect_db_unchecked(cfg, cmd);
+    if (c && cli_check_schema(c, cmd ? cmd : "alloc-producer") != ALLOC_EXIT_OK) {
+        db_close(c);
+        return NULL;
+    }
+    return c;
+}
+
 int cli_fail_db(const db_error *err, const char *fmt, ...) {
+    char why[DB_ERRMSG_MAX + 64];
+    if (cli_is_no_schema(err))
+        snprintf(why, sizeof why, "%s (%s)", CLI_NO_SCHEMA, err->msg);
+    else
+        snprintf(why, sizeof why, "%s", err ? err->msg : "unknown error");
     va_list ap;
     va_start(ap, fmt);
-    error_line(err ? err->msg : "unknown error", fmt, ap);
+    error_line(why, fmt, ap);
     va_end(ap);
     return ALLOC_EXIT_RUNTIME;
 }
@@ -106,4 +121,42 @@ int cli_refuse(const char *fmt, ...) {
     error_line(NULL, fmt, ap);
     va_end(ap);
     return ALLOC_EXIT_REFUSED;
+}
+
+int cli_check_schema(db_conn *c, const char *cmd) {
+    db_error err;
+    int64_t present = 0;
+    if (db_query_int64(c,
+                       "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = "
+                       "to_regclass('schema_migration')",
+                       0, NULL, &present, &err) < 0) {
+        cli_error("%s: checking the schema: %s", cmd, err.msg);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    if (!present) {
+        cli_error("%s: %s", cmd, CLI_NO_SCHEMA);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    int64_t version = 0;
+    if (db_query_int64(c, "SELECT coalesce(max(version), 0) FROM schema_migration", 0, NULL,
+                       &version, &err) < 0) {
+        cli_error("%s: checking the schema: %s", cmd, err.msg);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    int known = migrations_count > 0 ? migrations[migrations_count - 1].version : 0;
+    if (version == 0) {
+        cli_error("%s: %s", cmd, CLI_NO_SCHEMA);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    if (version < known) {
+        cli_error("%s: the schema is at version %lld, this program needs version %d: run "
+                  "alloc-producer migrate",
+                  cmd, (long long)version, known);
+        return ALLOC_EXIT_RUNTIME;
+    }
+    return ALLOC_EXIT_OK;
+}
+
+int cli_is_no_schema(const db_error *err) {
+    return err && db_error_is(err, DB_SQLSTATE_UNDEFINED_TABLE);
 }

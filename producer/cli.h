@@ -23,9 +23,13 @@ const char *cli_first_error(void);
  * every connection-string-like word masked; returns ALLOC_EXIT_USAGE. */
 int cli_usage_error(const char *usage, const char *fmt, va_list ap);
 
-/* Connects to PostgreSQL; on failure prints "alloc-producer: CMD: why" (the
- * reason alone when cmd is NULL) and returns NULL. Free with db_close. */
+/* Connects to PostgreSQL and checks the schema is there (cli_check_schema);
+ * on failure prints "alloc-producer: CMD: why" and returns NULL. Free with
+ * db_close. */
 db_conn *cli_connect_db(const alloc_config *cfg, const char *cmd);
+
+/* The same without the schema check: for migrate, which makes the schema. */
+db_conn *cli_connect_db_unchecked(const alloc_config *cfg, const char *cmd);
 
 /* Prints "alloc-producer: <formatted what>: <err's message>" ("unknown error"
  * when err is NULL); returns ALLOC_EXIT_RUNTIME. E.g. cli_fail_db(&err,
@@ -35,5 +39,19 @@ int cli_fail_db(const db_error *err, const char *fmt, ...) __attribute__((format
 /* Prints "alloc-producer: <formatted message>" (a refusal by state, e.g.
  * "publish: period 2026-10 is closed: ..."); returns ALLOC_EXIT_REFUSED. */
 int cli_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* What every command says on a database that was never migrated. */
+#define CLI_NO_SCHEMA "the schema is not there: run alloc-producer migrate"
+
+/* Checks, on a fresh connection, that the database holds this program's
+ * schema: schema_migration exists and has every migration the program carries.
+ * Returns ALLOC_EXIT_OK, or ALLOC_EXIT_RUNTIME after printing "alloc-producer:
+ * CMD: the schema is not there: run alloc-producer migrate" (or which version
+ * it is at). cli_connect_db calls it; migrate, which makes the schema, does not. */
+int cli_check_schema(db_conn *c, const char *cmd);
+
+/* 1 when err is PostgreSQL's undefined_table (42P01): a table of the schema is
+ * missing, so the error line says to run migrate instead of the raw SQL. */
+int cli_is_no_schema(const db_error *err);
 
 #endif

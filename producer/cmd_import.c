@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "cli.h"
@@ -21,6 +22,7 @@ static const char import_usage[] =
     "alloc-producer import --period P --kind ledger|drivers --file F.csv [--dry-run]\n"
     "       alloc-producer import --period P --template NAME|--template-file PATH --file F.csv "
     "[--dry-run]\n"
+    "       alloc-producer import --kind projects --file F.csv [--dry-run]\n"
     "       alloc-producer import --kind ruleset --file R.json\n"
     "       alloc-producer import --list-templates";
 
@@ -39,6 +41,14 @@ static void print_help(void) {
            "  --kind drivers   CSV of driver values (driver, project_code, value >= 0, at most\n"
            "                   6 decimals) for period P. Every driver named in the file gets\n"
            "                   exactly the file's values: its earlier values in P are deleted.\n"
+           "  --kind projects  CSV of projects, upserted by project_code (no --period):\n"
+           "                   project_code, company_code, data_source (required; codes\n"
+           "                   starting with # are reserved), business_line and active\n"
+           "                   (true/false, yes/no, 1/0) optional: a column the header\n"
+           "                   lacks, or an empty active, keeps an existing project's\n"
+           "                   value (a new project is active). A project's data source\n"
+           "                   and company change only while every period it has ledger\n"
+           "                   rows or driver values in is open.\n"
            "  --kind ruleset   a ruleset JSON file (schemas/ruleset.schema.json): validated and\n"
            "                   compiled, then it replaces the ruleset's rows. No --period.\n"
            "  --template NAME  a CSV laid out as template NAME says (a file NAME.json in the\n"
@@ -56,8 +66,9 @@ static void print_help(void) {
            "the column: F.csv:17: column amount: \"12.345\" has more than 2 decimals\n\n"
            "Template directory: %s\n"
            "(ALLOC_TEMPLATE_DIR overrides it; see schemas/templates/README.md.)\n\n"
-           "Exit status: 0 imported, 2 bad arguments, 3 the file, a row or the template was\n"
-           "refused (nothing changed), 4 unknown or closed period, 1 any other failure.\n\n%s",
+           "Exit status: 0 imported, 2 bad arguments (a file that cannot be opened among\n"
+           "them), 3 the file, a row or the template was refused (nothing changed), 4\n"
+           "unknown or closed period, 1 any other failure.\n\n%s",
            import_usage, have_dir ? dir : "(none found)", config_flags_help());
 }
 
@@ -242,6 +253,13 @@ int cmd_import(const alloc_config *cfg, int argc, char **argv) {
     if (!file)
         return usage_error(import_usage, "import: --file is required");
 
+    /* an input file that is not there is a bad argument (exit 2), not a bad file */
+    struct stat st;
+    if (strcmp(file, "-") != 0 && (stat(file, &st) != 0 || access(file, R_OK) != 0))
+        return usage_error(import_usage, "import: cannot open %s: %s", file, strerror(errno));
+    if (strcmp(file, "-") != 0 && S_ISDIR(st.st_mode))
+        return usage_error(import_usage, "import: cannot open %s: %s", file, strerror(EISDIR));
+
     if (kind && !strcmp(kind, "ruleset")) {
         if (period)
             return usage_error(import_usage,
@@ -251,12 +269,17 @@ int cmd_import(const alloc_config *cfg, int argc, char **argv) {
             return usage_error(import_usage, "import: --dry-run does not apply to --kind ruleset");
         return import_ruleset(cfg, file);
     }
-    if (kind && strcmp(kind, "ledger") != 0 && strcmp(kind, "drivers") != 0)
+    int projects = kind && !strcmp(kind, "projects");
+    if (kind && !projects && strcmp(kind, "ledger") != 0 && strcmp(kind, "drivers") != 0)
         return usage_error(import_usage,
-                           "import: unknown kind '%s' (want ledger, drivers or ruleset)", kind);
-    if (!period)
+                           "import: unknown kind '%s' (want ledger, drivers, projects or ruleset)",
+                           kind);
+    if (projects && period)
+        return usage_error(import_usage, "import: --period does not apply to --kind projects "
+                                         "(projects belong to no period)");
+    if (!projects && !period)
         return usage_error(import_usage, "import: --period is required");
-    if (!util_period_valid(period))
+    if (period && !util_period_valid(period))
         return usage_error(import_usage, "import: bad period '%s' (want YYYY-MM)", period);
 
     char path[4200];
@@ -268,9 +291,13 @@ int cmd_import(const alloc_config *cfg, int argc, char **argv) {
     }
     char errbuf[8192];
     import_template *t;
+    if (tpl_file && access(tpl_file, R_OK) != 0)
+        return usage_error(import_usage, "import: cannot open the template %s: %s", tpl_file,
+                           strerror(errno));
     if (kind)
-        t = import_template_builtin(strcmp(kind, "drivers") == 0 ? IMPORT_TARGET_DRIVERS
-                                                                 : IMPORT_TARGET_LEDGER,
+        t = import_template_builtin(projects                       ? IMPORT_TARGET_PROJECTS
+                                    : strcmp(kind, "drivers") == 0 ? IMPORT_TARGET_DRIVERS
+                                                                   : IMPORT_TARGET_LEDGER,
                                     errbuf, sizeof errbuf);
     else
         t = import_template_load_file(tpl_file, errbuf, sizeof errbuf);
@@ -281,16 +308,11 @@ int cmd_import(const alloc_config *cfg, int argc, char **argv) {
     }
 
     FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
-    struct stat st;
-    if (f && f != stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        f = NULL;
-        errno = EISDIR;
-    }
     if (!f) {
-        fprintf(stderr, "%s: cannot open: %s\n", file, strerror(errno));
+        /* a file that is not there is a bad argument, not a bad file (exit 2) */
+        int saved = errno;
         import_template_free(t);
-        return ALLOC_EXIT_VALIDATION;
+        return usage_error(import_usage, "import: cannot open %s: %s", file, strerror(saved));
     }
     int rc = ALLOC_EXIT_RUNTIME;
     db_conn *c = cli_connect_db(cfg, "import");

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "drivers.h"
 #include "formulas.h"
 #include "fx.h"
 #include "import_json.h"
@@ -764,6 +765,43 @@ static int replace_rows(db_conn *c, import_check *ck, ruleset_in *r, int64_t rep
     return ALLOC_EXIT_OK;
 }
 
+/* Warns (stderr, after the import) about every allocation rule whose driver
+ * has no value in any period: most likely a mistyped name, whose rows would
+ * all go to #UNALLOCATED. Not an error: the driver's values may come later. */
+static void warn_unknown_drivers(db_conn *c, const char *label, const ruleset_in *r) {
+    driver_names known;
+    db_error e;
+    if (drivers_known(c, NULL, &known, &e) < 0) {
+        fprintf(stderr,
+                "alloc-producer: import: warning: the rules' drivers were not checked: %s\n",
+                e.msg);
+        return;
+    }
+    size_t n = r->rules ? json_array_size(r->rules) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(r->rules, i);
+        const char *driver = json_string_value(json_object_get(o, "driver"));
+        if (!driver || drivers_has(&known, driver))
+            continue;
+        if (known.n == 0) {
+            fprintf(stderr,
+                    "%s: warning: no driver has values in any period yet, so the allocation "
+                    "rules' drivers are not checked here (run warns about a driver with no "
+                    "value in its period)\n",
+                    label);
+            break;
+        }
+        char hint[160];
+        drivers_hint(&known, driver, hint, sizeof hint);
+        fprintf(stderr,
+                "%s: allocation_rules[%zu] (%s/%s): warning: driver %s has no value in any "
+                "period%s; the pending rows it allocates go to #UNALLOCATED\n",
+                label, i, json_string_value(json_object_get(o, "version")),
+                json_string_value(json_object_get(o, "item_code")), driver, hint);
+    }
+    drivers_free(&known);
+}
+
 int import_ruleset(const alloc_config *cfg, const char *file) {
     const char *label = strcmp(file, "-") == 0 ? "<stdin>" : file;
     import_check ck = {.file = label, .errors = 0};
@@ -821,6 +859,8 @@ int import_ruleset(const alloc_config *cfg, const char *file) {
         printf("; replaced %lld items, %lld bindings, %lld allocation rules, %lld audit rules\n",
                (long long)replaced[0], (long long)replaced[1], (long long)replaced[2],
                (long long)replaced[3]);
+        fflush(stdout);
+        warn_unknown_drivers(c, label, &r);
     }
     db_close(c);
     free(r.item);

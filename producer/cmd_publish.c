@@ -84,9 +84,9 @@ static int publish(db_conn *c, const char *period, int64_t run_arg, int force, i
         return cli_fail_db(&err, "publish: counting the run's error findings");
     if (errors > 0 && !force)
         return cli_refuse("publish: run %" PRId64 " of period %s has %" PRId64
-                          " error finding%s; review them (status --run %" PRId64
-                          ") or publish with --force",
-                          run_id, period, errors, errors == 1 ? "" : "s", run_id);
+                          " error finding%s; review them (alloc-producer findings --period "
+                          "%s --run %" PRId64 ") or publish with --force",
+                          run_id, period, errors, errors == 1 ? "" : "s", period, run_id);
 
     int64_t previous = 0;
     found = review_published(c, period, &previous, &err);

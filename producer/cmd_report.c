@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "findings.h"
 #include "report_fmt.h"
 #include "report_html.h"
 #include "report_table.h"
@@ -66,11 +67,14 @@ static void print_help(void) {
            "                    then list only the rows of X\n"
            "  --format F        table (default): per version, report items in their sort\n"
            "                    order as rows and the columns of --by, wrapped into blocks\n"
-           "                    of columns %d characters wide; csv: every row, header\n"
+           "                    of columns %d characters wide, then the run's audit\n"
+           "                    findings: a count per rule and its first lines; csv: every\n"
+           "                    row, header\n"
            "                    version,data_source,project_code,item_code,amount (a NULL\n"
            "                    amount is an empty field); json: an array of objects with\n"
            "                    those keys (amount a number or null); html: one\n"
-           "                    self-contained page (needs --out) with the tables and a bar\n"
+           "                    self-contained page (needs --out) with the tables, the\n"
+           "                    findings section (as under the table) and a bar\n"
            "                    chart of the main report lines per column (the first %d\n"
            "                    formula items that build on other formula items, else\n"
            "                    the first formula items, else the first items) of version\n"
@@ -389,6 +393,50 @@ static PGresult *read_cells(db_conn *c, const report_target *t, const char *vers
     return res;
 }
 
+/* ---- findings ------------------------------------------------------------------- */
+
+/* The findings section under the table report: a count per rule and its
+ * first lines (all of them: `alloc-producer findings`). Returns an exit code. */
+static int print_findings_section(db_conn *c, const report_target *t) {
+    findings_summary sum;
+    db_error err;
+    if (findings_summarize(c, t->run_id, FINDINGS_FIRST_LINES, &sum, &err) < 0)
+        return cli_fail_db(&err, "report: reading the findings");
+    findings_print_summary(stdout, &sum, t->run_id, t->period);
+    findings_summary_free(&sum);
+    return ALLOC_EXIT_OK;
+}
+
+/* The findings section of the HTML page. Returns an exit code. */
+static int html_add_findings(report_html *page, db_conn *c, const report_target *t) {
+    findings_summary sum;
+    db_error err;
+    if (findings_summarize(c, t->run_id, FINDINGS_FIRST_LINES, &sum, &err) < 0)
+        return cli_fail_db(&err, "report: reading the findings");
+    report_html_finding *f = calloc(sum.nrules ? sum.nrules : 1, sizeof *f);
+    int rc = ALLOC_EXIT_OK;
+    if (f) {
+        for (size_t i = 0; i < sum.nrules; i++)
+            f[i] = (report_html_finding){
+                sum.rules[i].rule_code, sum.rules[i].severity, sum.rules[i].count,
+                (const char *const *)sum.rules[i].lines, sum.rules[i].nlines};
+        char summary[96];
+        snprintf(summary, sizeof summary, "%" PRId64 " error, %" PRId64 " warning", sum.errors,
+                 sum.warnings);
+        if (report_html_set_findings(page, summary, f, sum.nrules) < 0) {
+            free(f);
+            f = NULL;
+        }
+    }
+    if (!f) {
+        fprintf(stderr, "alloc-producer: report: out of memory building the page\n");
+        rc = ALLOC_EXIT_RUNTIME;
+    }
+    free(f);
+    findings_summary_free(&sum);
+    return rc;
+}
+
 static int print_table(db_conn *c, const report_target *t) {
     PGresult *versions = read_versions(c, t);
     if (!versions)
@@ -427,6 +475,8 @@ static int print_table(db_conn *c, const report_target *t) {
         }
         PQclear(cells);
     }
+    if (rc == ALLOC_EXIT_OK)
+        rc = print_findings_section(c, t);
     PQclear(items);
     PQclear(versions);
     return rc;
@@ -715,6 +765,8 @@ static int write_html(db_conn *c, const report_target *t, const char *path) {
     for (int v = 0; v < nversions && rc == ALLOC_EXIT_OK; v++)
         rc = html_add_version(page, t, PQgetvalue(versions, v, 0), PQgetvalue(versions, v, 1),
                               items, cells[v], v == charted);
+    if (rc == ALLOC_EXIT_OK)
+        rc = html_add_findings(page, c, t);
     if (rc == ALLOC_EXIT_OK)
         rc = write_page(page, path);
     if (rc == ALLOC_EXIT_OK)

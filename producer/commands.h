@@ -18,6 +18,8 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv);
 int cmd_abort(const alloc_config *cfg, int argc, char **argv);
 int cmd_import(const alloc_config *cfg, int argc, char **argv);
 int cmd_export(const alloc_config *cfg, int argc, char **argv);
+int cmd_period(const alloc_config *cfg, int argc, char **argv);
+int cmd_findings(const alloc_config *cfg, int argc, char **argv);
 
 /* import --kind ruleset --file F (cmd_import_ruleset.c; cmd_import dispatches to
  * it): validates and compiles the whole file, then replaces the ruleset's rows in

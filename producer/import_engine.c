@@ -199,6 +199,12 @@ static const char *target_label(const import_job *j, size_t ti, char *buf, size_
  * for a close in progress) and checks it is open. */
 static int lock_period(import_job *j) {
     db_error err;
+    if (!j->req->period) {
+        /* projects: one import at a time (readers, runs among them, are not blocked) */
+        if (db_exec(j->c, "LOCK TABLE project IN SHARE ROW EXCLUSIVE MODE", &err) < 0)
+            return cli_fail_db(&err, "import: locking the project table");
+        return ALLOC_EXIT_OK;
+    }
     char status[32];
     int found = review_period(j->c, j->req->period, 1, status, sizeof status, NULL, 0, &err);
     if (found < 0)
@@ -769,18 +775,49 @@ static int map_rows(import_job *j) {
     for (size_t i = 0; i < t->n_columns; i++)
         strbuf_addf(&q, ", \"%s\"::%s AS \"%s\"", t->columns[i].name, sql_type(t->columns[i].type),
                     t->columns[i].name);
-    strbuf_addf(&q, " FROM import_stage st WHERE NOT EXISTS (SELECT 1 FROM import_errors e "
-                    "WHERE e.line_no = st.line_no)) s WHERE $1::text IS NOT NULL");
+    /* "$1 IS NOT NULL" gives the period parameter a type when no column uses it */
+    strbuf_addf(&q,
+                " FROM import_stage st WHERE NOT EXISTS (SELECT 1 FROM import_errors e "
+                "WHERE e.line_no = st.line_no)) s%s",
+                j->req->period ? " WHERE $1::text IS NOT NULL" : "");
     if (q.oom) {
         strbuf_free(&q);
         return ALLOC_EXIT_RUNTIME;
     }
     const char *params[] = {j->req->period};
-    int64_t rc = db_exec_params(j->c, q.data, 1, params, &err);
+    int64_t rc = db_exec_params(j->c, q.data, j->req->period ? 1 : 0, params, &err);
     strbuf_free(&q);
     if (rc < 0)
         return template_step_failed(j, "mapping the rows", &err);
     return ALLOC_EXIT_OK;
+}
+
+/* Appends "UNION ALL SELECT ..." finding the rows of import_rows that change
+ * column `col` (data_source or company_code) of an existing project that has
+ * ledger rows or driver values in a closed period: a project's data source and
+ * company change only while every period it is in is open, so that the live
+ * tables keep telling what a closed period's report was made of. */
+static void sb_project_history(strbuf *q, PGconn *pg, const char *col, const char *label,
+                               const char *what, size_t pos) {
+    strbuf_addf(q, " UNION ALL SELECT r.line_no, %zu, ", pos);
+    sb_lit(q, pg, label);
+    strbuf_addf(q, ", r.%s, ", col);
+    char head[96];
+    snprintf(head, sizeof head, "changes the %s of project ", what);
+    sb_lit(q, pg, head);
+    strbuf_addf(
+        q,
+        " || r.project_code || ' (now ' || p.%s || '), which has ledger rows or driver "
+        "values in closed period ' || c.period_code || ': a project''s data source and "
+        "company change only while its periods are open' "
+        "FROM import_rows r JOIN project p ON p.project_code = r.project_code "
+        "CROSS JOIN LATERAL (SELECT min(cp.period_code) AS period_code FROM period cp "
+        " WHERE cp.status = 'closed' AND (EXISTS (SELECT 1 FROM ledger_entry l "
+        "  WHERE l.period_code = cp.period_code AND l.project_code = p.project_code) "
+        " OR EXISTS (SELECT 1 FROM allocation_driver d WHERE d.period_code = cp.period_code "
+        "  AND d.project_code = p.project_code))) c "
+        "WHERE r.%s IS DISTINCT FROM p.%s AND c.period_code IS NOT NULL",
+        col, col, col);
 }
 
 /* Checks the mapped rows against the target table. */
@@ -791,6 +828,7 @@ static int validate_target(import_job *j) {
     const import_target_column *tc = import_target_columns(t->target, &n);
     const char *table = import_target_table(t->target);
     int drivers = t->target == IMPORT_TARGET_DRIVERS;
+    int projects = t->target == IMPORT_TARGET_PROJECTS;
     row_check checks[IMPORT_MAX_TARGET_COLUMNS];
     char labels[IMPORT_MAX_TARGET_COLUMNS][96];
     memset(checks, 0, sizeof checks);
@@ -817,6 +855,14 @@ static int validate_target(import_job *j) {
                         "|| $1::text || ')'");
         if (tc[i].project_ref)
             strbuf_addf(e, " WHEN NOT a.known_project THEN 'is not a known project'");
+        if (projects && !strcmp(name, "project_code"))
+            strbuf_addf(e, " WHEN a.project_code LIKE '" RESERVED_PREFIX
+                           "%%' THEN 'starts with " RESERVED_PREFIX " (such codes are "
+                           "reserved)'");
+        if (projects && !strcmp(name, "active"))
+            strbuf_addf(
+                e, " WHEN lower(a.active) <> ALL (ARRAY['true', 'false', 't', 'f', 'yes', "
+                   "'no', 'y', 'n', '1', '0']) THEN 'is not true or false (or yes, no, 1, 0)'");
         if (!drivers && !strcmp(name, "data_source"))
             strbuf_addf(e, " WHEN a.data_source LIKE '" RESERVED_PREFIX
                            "%%' THEN 'starts with " RESERVED_PREFIX " (such codes are "
@@ -871,6 +917,12 @@ static int validate_target(import_job *j) {
                       target_label(j, 2 /* project_code */, buf, sizeof buf), "driver and project",
                       n);
     }
+    if (projects) {
+        sb_project_history(&q, pg, "data_source", target_label(j, 2, labels[2], sizeof labels[2]),
+                           "data source", n);
+        sb_project_history(&q, pg, "company_code", target_label(j, 1, labels[1], sizeof labels[1]),
+                           "company", n + 1);
+    }
     strbuf_addf(&q, ") x ORDER BY line_no, pos LIMIT %d", IMPORT_MAX_ERRORS_SHOWN);
     if (q.oom || oom) {
         strbuf_free(&q);
@@ -878,7 +930,7 @@ static int validate_target(import_job *j) {
         return ALLOC_EXIT_RUNTIME;
     }
     db_error err;
-    int rc = collect_errors(j, q.data, 1, &err);
+    int rc = collect_errors(j, q.data, j->req->period != NULL, &err);
     strbuf_free(&q);
     if (rc < 0)
         return cli_fail_db(&err, "import: checking the mapped rows");
@@ -887,9 +939,76 @@ static int validate_target(import_job *j) {
 
 /* ---- storing -------------------------------------------------------------------- */
 
+/* 1 when the file's header has source column `name`. */
+static int has_column(const import_job *j, const char *name) {
+    for (size_t i = 0; i < j->t->n_columns; i++)
+        if (!strcmp(j->t->columns[i].name, name))
+            return j->present[i];
+    return 0;
+}
+
+/* Upserts import_rows into project by project_code. A column the header lacks
+ * (business_line, active) keeps an existing project's value; an empty active
+ * keeps it too (a new project is active). Writes the summary into msg. */
+static int store_projects(import_job *j, char *msg, size_t msglen) {
+    db_error err;
+    int keep_line = !has_column(j, "business_line");
+    static const char active_sql[] =
+        "CASE WHEN lower(r.active) IN ('true', 't', 'yes', 'y', '1') THEN true "
+        "WHEN lower(r.active) IN ('false', 'f', 'no', 'n', '0') THEN false END";
+    char count_sql[1024];
+    snprintf(count_sql, sizeof count_sql,
+             "SELECT count(*) FILTER (WHERE p.project_code IS NULL), "
+             "count(*) FILTER (WHERE p.project_code IS NOT NULL AND (p.company_code, "
+             "p.data_source, p.business_line, p.active) IS DISTINCT FROM (r.company_code, "
+             "r.data_source, %s, coalesce(%s, p.active))) "
+             "FROM import_rows r LEFT JOIN project p ON p.project_code = r.project_code",
+             keep_line ? "p.business_line" : "r.business_line", active_sql);
+    PGresult *res = db_query(j->c, count_sql, 0, NULL, PGRES_TUPLES_OK, &err);
+    if (!res)
+        return cli_fail_db(&err, "import: comparing the projects");
+    long long added = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    long long changed = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    /* update, then insert: the table is locked against other writers (lock_period) */
+    char update[1024];
+    snprintf(update, sizeof update,
+             "UPDATE project p SET company_code = r.company_code, data_source = r.data_source%s, "
+             "active = coalesce(%s, p.active) FROM import_rows r "
+             "WHERE p.project_code = r.project_code",
+             keep_line ? "" : ", business_line = r.business_line", active_sql);
+    int64_t updated = db_exec_params(j->c, update, 0, NULL, &err);
+    int64_t inserted =
+        updated < 0 ? -1
+                    : db_exec_params(j->c,
+                                     "INSERT INTO project (project_code, company_code, "
+                                     "data_source, business_line, active) "
+                                     "SELECT r.project_code, r.company_code, r.data_source, "
+                                     "r.business_line, coalesce(CASE WHEN lower(r.active) IN "
+                                     "('false', 'f', 'no', 'n', '0') THEN false END, true) "
+                                     "FROM import_rows r WHERE NOT EXISTS (SELECT 1 FROM "
+                                     "project p WHERE p.project_code = r.project_code) "
+                                     "ORDER BY r.line_no",
+                                     0, NULL, &err);
+    if (updated < 0 || inserted < 0) {
+        if (err.sqlstate[0] == '2' && !err.conn_lost) { /* data or constraint */
+            fprintf(stderr, "%s: %s\n", j->req->label, err.msg);
+            return ALLOC_EXIT_VALIDATION;
+        }
+        return cli_fail_db(&err, "import: storing the projects");
+    }
+    int64_t n = updated + inserted;
+    snprintf(msg, msglen, "%" PRId64 " project%s from %s: %lld new, %lld changed, %lld unchanged",
+             n, n == 1 ? "" : "s", j->req->label, added, changed, (long long)n - added - changed);
+    return ALLOC_EXIT_OK;
+}
+
 /* Inserts import_rows into the target (drivers: after deleting the period's
- * values of the drivers in the file). Writes the summary into msg. */
+ * values of the drivers in the file; projects: an upsert). Writes the summary
+ * into msg. */
 static int store(import_job *j, char *msg, size_t msglen) {
+    if (j->t->target == IMPORT_TARGET_PROJECTS)
+        return store_projects(j, msg, msglen);
     const import_template *t = j->t;
     char via[128] = ""; /* "(template salary)"; nothing for --kind ledger|drivers */
     if (strcmp(t->origin, "built-in") != 0)

@@ -42,11 +42,25 @@ static const import_target_column driver_columns[] = {
     {"value", IMPORT_TYPE_NUMBER, 6, 1, 0, 0},
 };
 
+/* Projects are keyed by project_code (an upsert); a data source may be new.
+ * active is text here ("true", "no", ...), turned into a boolean when stored. */
+static const import_target_column project_columns[] = {
+    {"project_code", IMPORT_TYPE_TEXT, 0, 1, 0, 0}, {"company_code", IMPORT_TYPE_TEXT, 0, 1, 0, 0},
+    {"data_source", IMPORT_TYPE_TEXT, 0, 1, 0, 0},  {"business_line", IMPORT_TYPE_TEXT, 0, 0, 0, 0},
+    {"active", IMPORT_TYPE_TEXT, 0, 0, 0, 0},
+};
+
 const char *import_target_table(import_target t) {
+    if (t == IMPORT_TARGET_PROJECTS)
+        return "project";
     return t == IMPORT_TARGET_DRIVERS ? "allocation_driver" : "ledger_entry";
 }
 
 const import_target_column *import_target_columns(import_target t, size_t *n) {
+    if (t == IMPORT_TARGET_PROJECTS) {
+        *n = sizeof project_columns / sizeof project_columns[0];
+        return project_columns;
+    }
     if (t == IMPORT_TARGET_DRIVERS) {
         *n = sizeof driver_columns / sizeof driver_columns[0];
         return driver_columns;
@@ -89,6 +103,22 @@ static const char builtin_drivers[] =
     " \"mapping\": {\"period_code\": \"period_code\", \"driver\": \"driver\","
     "  \"project_code\": \"project_code\", \"value\": \"value\"},"
     " \"unique\": [[\"driver\", \"project_code\"]]}";
+
+static const char builtin_projects[] =
+    "{\"name\": \"projects\","
+    " \"description\": \"projects: project_code, company_code, data_source, business_line, "
+    "active\","
+    " \"target\": \"project\","
+    " \"columns\": ["
+    "  {\"name\": \"project_code\", \"required\": true, \"non_empty\": true},"
+    "  {\"name\": \"company_code\", \"required\": true, \"non_empty\": true},"
+    "  {\"name\": \"data_source\", \"required\": true, \"non_empty\": true},"
+    "  {\"name\": \"business_line\"},"
+    "  {\"name\": \"active\"}],"
+    " \"mapping\": {\"project_code\": \"project_code\", \"company_code\": \"company_code\","
+    "  \"data_source\": \"data_source\", \"business_line\": \"business_line\", \"active\": "
+    "\"active\"},"
+    " \"unique\": [[\"project_code\"]]}";
 
 /* ---- errors ------------------------------------------------------------------- */
 
@@ -638,6 +668,8 @@ static import_template *parse_root(tpl_ctx *cx, json_t *root) {
     const char *target = get_string(cx, root, "target", "template", 0);
     if (target && !strcmp(target, "allocation_driver"))
         t->target = IMPORT_TARGET_DRIVERS;
+    else if (target && !strcmp(target, "project") && !strcmp(cx->origin, "built-in"))
+        t->target = IMPORT_TARGET_PROJECTS; /* `import --kind projects` only: it has no period */
     else if (target && strcmp(target, "ledger_entry") != 0)
         terr(cx, "target \"%s\" is not ledger_entry or allocation_driver", target);
 
@@ -731,7 +763,9 @@ import_template *import_template_load_file(const char *path, char *errbuf, size_
 }
 
 import_template *import_template_builtin(import_target target, char *errbuf, size_t errlen) {
-    const char *json = target == IMPORT_TARGET_DRIVERS ? builtin_drivers : builtin_ledger;
+    const char *json = target == IMPORT_TARGET_DRIVERS    ? builtin_drivers
+                       : target == IMPORT_TARGET_PROJECTS ? builtin_projects
+                                                          : builtin_ledger;
     import_template *t = import_template_parse(json, strlen(json), "built-in", errbuf, errlen);
     if (t) {
         free(t->origin);

@@ -32,7 +32,9 @@ typedef struct import_column {
     long max_length; /* 0, or the most characters a value may have */
 } import_column;
 
-typedef enum { IMPORT_TARGET_LEDGER, IMPORT_TARGET_DRIVERS } import_target;
+/* The table an import fills. Projects (`import --kind projects`, built-in only)
+ * belong to no period: they are upserted by project_code. */
+typedef enum { IMPORT_TARGET_LEDGER, IMPORT_TARGET_DRIVERS, IMPORT_TARGET_PROJECTS } import_target;
 
 /* Where a target column's value comes from. */
 typedef enum {
@@ -102,7 +104,7 @@ import_template *import_template_parse(const char *json, size_t len, const char 
 /* As import_template_parse, from a file. */
 import_template *import_template_load_file(const char *path, char *errbuf, size_t errlen);
 
-/* The built-in template of `import --kind ledger` or `--kind drivers`. */
+/* The built-in template of `import --kind ledger`, `--kind drivers` or `--kind projects`. */
 import_template *import_template_builtin(import_target t, char *errbuf, size_t errlen);
 
 void import_template_free(import_template *t);

@@ -21,8 +21,10 @@ static const struct {
     {"abort", cmd_abort, "abort a running run"},
     {"status", cmd_status, "list runs: progress, control totals, staleness, findings"},
     {"report", cmd_report, "print a period's report (table, csv, json, html) or its checksum"},
+    {"findings", cmd_findings, "list a run's audit findings (table, csv, json)"},
     {"publish", cmd_publish, "publish a succeeded run as the period's report"},
-    {"import", cmd_import, "load a CSV (ledger, drivers, a template) or a ruleset, all-or-nothing"},
+    {"period", cmd_period, "open a period (bound to a ruleset) or list the periods"},
+    {"import", cmd_import, "load a CSV (ledger, drivers, projects, template) or a ruleset"},
     {"close-period", cmd_close_period, "close a period: its ledger rows can no longer change"},
     {"export", cmd_export, "file an export of a run's rows (csv.gz, xlsx) or show one"},
 };
@@ -33,6 +35,15 @@ static void print_help(FILE *out) {
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nExit status (every command; its --help says which apply):\n"
+                 "  0 success\n"
+                 "  1 runtime failure (a server, the network, the schema missing)\n"
+                 "  2 usage error (bad arguments, a missing input file)\n"
+                 "  3 validation failed: nothing changed (bad import rows, unbound items,\n"
+                 "    unknown projects, formula errors)\n"
+                 "  4 refused by state (period closed or unknown, a run already in progress,\n"
+                 "    unknown run, publish blocked by error findings)\n"
+                 "  5 timed out waiting (the run stays resumable)\n");
     fprintf(out, "\n%s", config_flags_help());
 }
 

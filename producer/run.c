@@ -27,6 +27,7 @@
 #include "commands.h"
 #include "counter.h"
 #include "db.h"
+#include "drivers.h"
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
@@ -194,14 +195,21 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
     if (wants_help(argc, argv)) {
         printf("usage: %s\n\n"
                "Generates the report of period P: validates it, snapshots it, publishes its\n"
-               "pending rows to the consumers, waits for them (progress on stdout) and\n"
-               "aggregates report_after. Exit 3: validation failed, nothing written;\n"
-               "4: period unknown or closed, or a run is already going; 5: --timeout passed\n"
-               "(the run stays resumable with `resume --run ID`).\n\n"
+               "pending rows to the consumers, waits for them and aggregates report_after.\n"
+               "While it waits it prints every 5 s the stage's batches done and how many\n"
+               "consumers its queues have (\"0 consumers on alloc.batches: start\n"
+               "alloc-consumer\"). A driver of an allocation rule with no value in P is\n"
+               "warned about (its rows would go to #UNALLOCATED), not refused.\n\n"
                "  --detail         also write alloc_detail (one row per allocated share)\n"
                "  --timeout S      stop waiting after S seconds (exit 5)\n"
                "  --batch-size N   rows per allocation batch (default %d)\n"
-               "  --bucket-rows N  rows per bucket message (default %d)\n\n%s",
+               "  --bucket-rows N  rows per bucket message (default %d)\n\n"
+               "Exit status: 0 the run succeeded, 2 bad arguments, 3 validation failed\n"
+               "(unbound rows, unknown projects, missing allocation rules, formulas that do\n"
+               "not compile: nothing written), 4 refused (period unknown or closed, a run of\n"
+               "it already going), 5 --timeout passed or interrupted (the run goes on and\n"
+               "stays resumable: resume --run ID), 1 the run failed (its cause is kept in\n"
+               "alloc_run.error) or any other failure.\n\n%s",
                RUN_USAGE, DEFAULT_BATCH_SIZE, DEFAULT_BUCKET_ROWS, config_flags_help());
         return ALLOC_EXIT_OK;
     }
@@ -244,10 +252,14 @@ int cmd_run(const alloc_config *cfg, int argc, char **argv) {
     st.started = time(NULL);
     st.timeout_s = o.timeout_s;
     st.batch_size = o.batch_size;
-    st.db = cli_connect_db(cfg, NULL);
+    st.db = cli_connect_db(cfg, "run");
     if (!st.db)
         return ALLOC_EXIT_RUNTIME;
     run_durable_commits(st.db);
+    /* a warning, not a refusal: a mistyped driver name ("headcuont") has no values */
+    db_error warn_err;
+    if (drivers_warn_period(st.db, o.period, &warn_err) < 0)
+        log_warn("the drivers of period %s were not checked: %s", o.period, warn_err.msg);
     int rc = run_snapshot(&st, &o);
     if (rc == ALLOC_EXIT_OK) {
         int running;
@@ -297,7 +309,12 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
     if (wants_help(argc, argv)) {
         printf(
             "usage: %s\n\nFinishes an interrupted run: republishes the buckets whose batches are\n"
-            "not all done (done ones are never counted twice), waits and aggregates.\n\n%s",
+            "not all done (done ones are never counted twice), waits and aggregates.\n\n"
+            "  --run ID      the run (it must be running)\n"
+            "  --timeout S   stop waiting after S seconds (exit 5)\n\n"
+            "Exit status: 0 the run succeeded, 2 bad arguments, 4 refused (unknown run, or\n"
+            "not running), 5 --timeout passed or interrupted (still resumable), 1 the run\n"
+            "failed or any other failure.\n\n%s",
             RESUME_USAGE, config_flags_help());
         return ALLOC_EXIT_OK;
     }
@@ -313,7 +330,7 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
     st.started = time(NULL);
     st.timeout_s = timeout;
     st.batch_size = DEFAULT_BATCH_SIZE;
-    st.db = cli_connect_db(cfg, NULL);
+    st.db = cli_connect_db(cfg, "resume");
     if (!st.db)
         return ALLOC_EXIT_RUNTIME;
     run_durable_commits(st.db);
@@ -344,7 +361,10 @@ int cmd_resume(const alloc_config *cfg, int argc, char **argv) {
 
 int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
     if (wants_help(argc, argv)) {
-        printf("usage: %s\n\nAborts a running run: consumers drop its remaining batches.\n\n%s",
+        printf("usage: %s\n\nAborts a running run: consumers drop its remaining batches; the\n"
+               "period's earlier runs are untouched.\n\n"
+               "Exit status: 0 aborted, 2 bad arguments, 4 refused (unknown run, or not\n"
+               "running), 1 any other failure.\n\n%s",
                ABORT_USAGE, config_flags_help());
         return ALLOC_EXIT_OK;
     }
@@ -352,7 +372,7 @@ int cmd_abort(const alloc_config *cfg, int argc, char **argv) {
     int rc = parse_run_id(ABORT_USAGE, argc, argv, &run_id, NULL);
     if (rc != ALLOC_EXIT_OK)
         return rc;
-    db_conn *db = cli_connect_db(cfg, NULL);
+    db_conn *db = cli_connect_db(cfg, "abort");
     if (!db)
         return ALLOC_EXIT_RUNTIME;
     char id[32];

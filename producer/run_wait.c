@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "counter.h"
 #include "log.h"
+#include "mq.h"
 #include "msg.h"
 #include "run_wait.h"
 
@@ -72,10 +73,42 @@ static void rebuild_counter(run_state *st, const char *stage, int64_t marked) {
     PQclear(r);
 }
 
-/* Progress: one rewritten line on a terminal, timestamped lines every 5 s otherwise. */
+/* Seconds between two progress lines (not on a terminal) and between two looks
+ * at the consumers of the stage's queues. */
+#define WAIT_REPORT_S 5
+
+/* Writes into buf how many consumers the queues the stage's batches wait in
+ * have: the allocation stage needs splitters (alloc.buckets) and allocators
+ * (alloc.batches), the formula stage alloc.formulas. A queue nobody consumes
+ * says so: "0 consumers on alloc.batches: start alloc-consumer". Empty when the
+ * broker could not be asked (the wait goes on; mq_next reconnects). */
+static void describe_consumers(run_state *st, const char *stage, char *buf, size_t len) {
+    static const char *const allocate_queues[] = {MQ_QUEUE_BUCKETS, MQ_QUEUE_BATCHES, NULL};
+    static const char *const formula_queues[] = {MQ_QUEUE_FORMULAS, NULL};
+    const char *const *queues = !strcmp(stage, "formula") ? formula_queues : allocate_queues;
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; queues[i] && o < len; i++) {
+        uint32_t consumers = 0;
+        char err[256];
+        if (mq_queue_info(st->mq, queues[i], NULL, &consumers, err, sizeof err) != MQ_OK) {
+            log_debug("consumers of %s: %s", queues[i], err);
+            buf[0] = '\0';
+            return;
+        }
+        o += (size_t)snprintf(buf + o, len - o, "%s%u consumer%s on %s%s", i ? "; " : "", consumers,
+                              consumers == 1 ? "" : "s", queues[i],
+                              consumers ? "" : ": start alloc-consumer");
+    }
+}
+
+/* Progress: one rewritten line on a terminal, timestamped lines every
+ * WAIT_REPORT_S seconds otherwise, with what the stage's queues have for
+ * consumers (`consumers`, may be ""). */
 static void show_progress(run_state *st, const char *stage, int64_t done, int64_t expected,
-                          int final) {
+                          int final, const char *consumers) {
     static time_t last_line;
+    static char last_stage[16]; /* a new stage's first line is shown at once */
     time_t now = time(NULL);
     long elapsed = (long)(now - st->started);
     double frac = expected ? (double)done / (double)expected : 1.0;
@@ -84,18 +117,22 @@ static void show_progress(run_state *st, const char *stage, int64_t done, int64_
     if (!strcmp(stage, "allocate") && elapsed > 0)
         snprintf(rate, sizeof rate, ", %.0f rows/s",
                  frac * (double)st->rows_pending / (double)elapsed);
+    char waiting[320] = "";
+    if (!final && consumers[0])
+        snprintf(waiting, sizeof waiting, "; %s", consumers);
     if (isatty(STDOUT_FILENO)) {
-        printf("\r%-9s batches %" PRId64 "/%" PRId64 "%s, elapsed %lds, ETA %lds   %s", stage, done,
-               expected, rate, elapsed, eta, final ? "\n" : "");
+        printf("\r%-9s batches %" PRId64 "/%" PRId64 "%s, elapsed %lds, ETA %lds%s\033[K%s", stage,
+               done, expected, rate, elapsed, eta, waiting, final ? "\n" : "");
         fflush(stdout);
-    } else if (final || now - last_line >= 5) {
+    } else if (final || now - last_line >= WAIT_REPORT_S || strcmp(stage, last_stage) != 0) {
         last_line = now;
+        snprintf(last_stage, sizeof last_stage, "%s", stage);
         char when[32];
         struct tm tm;
         gmtime_r(&now, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("%s run %" PRId64 " %s: batches %" PRId64 "/%" PRId64 "%s, elapsed %lds\n", when,
-               st->run_id, stage, done, expected, rate, elapsed);
+        printf("%s run %" PRId64 " %s: batches %" PRId64 "/%" PRId64 "%s, elapsed %lds%s\n", when,
+               st->run_id, stage, done, expected, rate, elapsed, waiting);
         fflush(stdout);
     }
 }
@@ -108,6 +145,8 @@ int run_wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook
     char err[512];
     db_error e;
     int64_t last_done = -1;
+    time_t consumers_at = 0;
+    char consumers[256] = "";
     for (;;) {
         int64_t done = markers_done(st, stage, &e);
         if (done < 0) {
@@ -129,8 +168,13 @@ int run_wait_stage(run_state *st, const char *stage, int64_t expected, wait_hook
             cli_error("run %" PRId64 " is %s", st->run_id, status);
             return ALLOC_EXIT_RUNTIME;
         }
-        if (done != last_done)
-            show_progress(st, stage, done, expected, done >= expected);
+        /* progress on every poll (show_progress keeps to one line per
+         * WAIT_REPORT_S when not on a terminal), so that a wait is never silent */
+        if (done < expected && time(NULL) - consumers_at >= WAIT_REPORT_S) {
+            describe_consumers(st, stage, consumers, sizeof consumers);
+            consumers_at = time(NULL);
+        }
+        show_progress(st, stage, done, expected, done >= expected, consumers);
         if (done >= expected)
             return ALLOC_EXIT_OK;
         if (done == last_done)

@@ -162,7 +162,12 @@ import_bad "cycle" "$FIXTURES/ruleset_bad_cycle.json" \
 import_bad "bad binding" "$FIXTURES/ruleset_bad_binding.json" \
     "ruleset_bad_binding.json: bindings\[2\]: item COST is not a base item"
 import_bad "malformed JSON" "$FIXTURES/ruleset_bad_json.json" "ruleset_bad_json.json: 5:[0-9]+: "
-import_bad "missing file" "$tmp/no-such-file.json" "no-such-file.json: cannot open: "
+# a file that is not there is a usage error (exit 2), not a bad file
+out=$("$PRODUCER" import --kind ruleset --file "$tmp/no-such-file.json" 2>&1 >/dev/null)
+check_eq "import of a missing ruleset file exits 2" "$?" 2
+check "the missing file is named with the alloc-producer prefix" \
+    grep -q "^alloc-producer: import: cannot open .*no-such-file.json: No such file or directory" <<<"$out"
+check_eq "the import of a missing file changed nothing" "$(rules_state)" "$state"
 
 # many problems at once: every one listed
 export_ruleset "$RULESET" "$tmp/std.json"

@@ -167,7 +167,9 @@ expect_rc "a binary file exits 3 (no crash)" 3
 imp --period 2024-03 --kind ledger --file "$tmp/empty.csv"
 expect_rc "an empty file exits 3" 3
 imp --period 2024-03 --kind ledger --file "$tmp/does-not-exist.csv"
-expect_rc "a missing file exits 3" 3
+expect_rc "a missing file is a usage error: exit 2" 2
+expect_err "the missing file is named with the alloc-producer prefix" \
+    "alloc-producer: import: cannot open $tmp/does-not-exist.csv: No such file or directory"
 
 # Trailing separators (a spreadsheet's empty last column) are fine while empty.
 printf 'driver,project_code,value,\nheadcount,HKG-01,1,\nheadcount,HKG-02,2,x\n' >"$tmp/trailing.csv"

@@ -333,8 +333,36 @@ static void long_names_are_cut_in_the_chart_only(void) {
     report_html_free(h);
 }
 
+static void findings_section_lists_rules_counts_and_first_lines(void) {
+    report_html *h = report_html_new("findings");
+    const char *margin_lines[] = {"M HKG/HKG-01: margin <5%", "M HKG/HKG-02: margin <5%"};
+    report_html_finding f[] = {{"MARGIN_LOW", "error", 7, margin_lines, 2},
+                               {"unallocated", "warning", 1, NULL, 0}};
+    CHECK(report_html_set_findings(h, "7 error, 1 warning", f, 2) == 0, "set findings");
+    char *html = page(h);
+    CHECK(strstr(html, "<h2>Findings: 7 error, 1 warning</h2>") != NULL, "heading with summary");
+    CHECK(strstr(html, "<td><span class=\"badge warn\">error</span></td><th scope=\"row\">"
+                       "MARGIN_LOW</th><td class=\"num\">7</td>") != NULL,
+          "error rule with badge and count");
+    CHECK(strstr(html, "M HKG/HKG-01: margin &lt;5%<br/>M HKG/HKG-02: margin &lt;5%<br/>"
+                       "&#8230; and 5 more") != NULL,
+          "first lines escaped, then how many more");
+    CHECK(strstr(html, "<td>warning</td><th scope=\"row\">unallocated</th>") != NULL,
+          "warning rule without badge");
+    CHECK(strstr(html, "<section class=\"findings\">") > strstr(html, "</main>") ? 0 : 1,
+          "findings inside main");
+    free(html);
+    CHECK(report_html_set_findings(h, "none", NULL, 0) == 0, "set no findings");
+    html = page(h);
+    CHECK(strstr(html, "<p class=\"note\">No findings.</p>") != NULL, "no findings said");
+    CHECK(strstr(html, "MARGIN_LOW") == NULL, "a second call replaces the first");
+    free(html);
+    report_html_free(h);
+}
+
 TEST_MAIN(TEST(escapes_markup_characters), TEST(escapes_controls_and_bad_utf8),
           TEST(compact_amounts), TEST(table_shows_names_amounts_and_marks),
           TEST(wide_tables_are_split_into_blocks), TEST(bars_scale_through_zero_with_negatives),
           TEST(positive_only_bars_start_at_the_plot_edge),
-          TEST(charts_keep_a_bounded_number_of_groups), TEST(long_names_are_cut_in_the_chart_only))
+          TEST(charts_keep_a_bounded_number_of_groups), TEST(long_names_are_cut_in_the_chart_only),
+          TEST(findings_section_lists_rules_counts_and_first_lines))
