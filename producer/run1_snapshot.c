@@ -148,8 +148,10 @@ static const sql_step SNAPSHOT_STEPS[] = {
     {"version totals",
      /* per version: what conservation must find again at the end */
      "INSERT INTO run_version_total (run_id, version, rows, amount) "
-     "SELECT $1::bigint, v.version, count(b.entry_id), coalesce(sum(b.amount), 0) "
-     "FROM report_version v LEFT JOIN snap b "
+     "SELECT $1::bigint, v.version, coalesce(sum(b.n), 0), coalesce(sum(b.amount), 0) "
+     "FROM report_version v LEFT JOIN "
+     /* by category first: a handful of groups to match against the versions */
+     "     (SELECT category, count(*) AS n, sum(amount) AS amount FROM snap GROUP BY category) b "
      "     ON v.include_categories IS NULL OR b.category = ANY (v.include_categories) "
      "GROUP BY v.version"},
     {"control totals",
