@@ -48,6 +48,68 @@ int report_rows_formulas(db_conn *db, const report_vector *v, const fx_ruleset *
     return (int)nform;
 }
 
+typedef struct slot_code {
+    const char *code;
+    size_t slot;
+} slot_code;
+
+static int slot_code_cmp(const void *a, const void *b) {
+    return strcmp(((const slot_code *)a)->code, ((const slot_code *)b)->code);
+}
+
+size_t *report_rows_key_order(const fx_ruleset *rs) {
+    size_t n = fx_ruleset_slot_count(rs);
+    slot_code *sc = malloc((n + 1) * sizeof *sc);
+    size_t *order = malloc((n + 1) * sizeof *order);
+    if (!sc || !order) {
+        free(sc);
+        free(order);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        sc[i] = (slot_code){fx_ruleset_slot_code(rs, i), i};
+    qsort(sc, n, sizeof *sc, slot_code_cmp);
+    for (size_t i = 0; i < n; i++)
+        order[i] = sc[i].slot;
+    free(sc);
+    return order;
+}
+
+int report_rows_vector(db_conn *db, const report_vector *v, const fx_ruleset *rs,
+                       const size_t *order, const int64_t *cents, const unsigned char *present,
+                       fx_value *values, fx_value *audits, fx_scratch *scratch,
+                       unsigned char *failed, db_error *e) {
+    if (fx_ruleset_eval(rs, values, audits, scratch) != 0) {
+        snprintf(e->msg, sizeof e->msg, "evaluating the formulas of %s/%s/%s: out of memory",
+                 v->version, v->data_source, v->project_code);
+        return -1;
+    }
+    int rows = 0;
+    for (size_t i = 0, n = fx_ruleset_slot_count(rs); i < n; i++) {
+        size_t slot = order[i];
+        int formula = fx_ruleset_slot_is_formula(rs, slot);
+        if (!formula && !present[slot])
+            continue;
+        int64_t c;
+        key_fields(db, v);
+        db_copy_field_text(db, fx_ruleset_slot_code(rs, slot));
+        if (!formula)
+            db_copy_field_cents(db, cents[slot]);
+        /* NULL stays NULL; a value beyond numeric(18,2) is stored as NULL too */
+        else if (fx_store_cents(values[slot], &c) == FX_STORE_OK)
+            db_copy_field_cents(db, c);
+        else
+            db_copy_field_null(db);
+        if (db_copy_row_end(db, e) != 0)
+            return -1;
+        rows++;
+    }
+    size_t naudit = fx_ruleset_audit_count(rs);
+    for (size_t a = 0; a < naudit; a++)
+        failed[a] = !fx_value_true(audits[a]);
+    return rows;
+}
+
 /* One failed audit rule of one vector. */
 typedef struct finding {
     char *version, *data_source, *project_code;

@@ -40,6 +40,22 @@ int report_rows_formulas(db_conn *db, const report_vector *v, const fx_ruleset *
                          fx_value *values, fx_value *audits, fx_scratch *scratch,
                          unsigned char *failed, db_error *e);
 
+/* The slots of rs in byte order of their item codes (malloc'd, nslots of them;
+ * NULL when out of memory): a vector's rows written in this order, vectors in
+ * (version, project) order, come out in report_after's key order, which makes
+ * keying a table of them one presorted pass. */
+size_t *report_rows_key_order(const fx_ruleset *rs);
+
+/* Evaluates the vector (values: the base slots set from cents where present,
+ * the others anything) and writes all its rows into the open COPY in the
+ * slot order given: each base slot that is present (amount = cents) and
+ * every formula item, as report_rows_formulas does. Sets failed as
+ * report_rows_formulas does. Returns the rows written, or -1 with e. */
+int report_rows_vector(db_conn *db, const report_vector *v, const fx_ruleset *rs,
+                       const size_t *order, const int64_t *cents, const unsigned char *present,
+                       fx_value *values, fx_value *audits, fx_scratch *scratch,
+                       unsigned char *failed, db_error *e);
+
 /* Audit findings gathered while a COPY of rows is open, written after it. */
 typedef struct report_findings report_findings;
 

@@ -246,6 +246,36 @@ static long unit_vector(unit_vectors *u, const char *version, const char *projec
     return (long)i;
 }
 
+/* The vectors' numbers in (version, project) byte order (malloc'd; NULL when
+ * out of memory). */
+typedef struct vector_key {
+    const char *version, *project;
+    size_t k;
+} vector_key;
+
+static int vector_key_cmp(const void *a, const void *b) {
+    const vector_key *x = a, *y = b;
+    int c = strcmp(x->version, y->version);
+    return c ? c : strcmp(x->project, y->project);
+}
+
+static size_t *unit_vector_order(const unit_vectors *u) {
+    vector_key *keys = malloc((u->n + 1) * sizeof *keys);
+    size_t *order = malloc((u->n + 1) * sizeof *order);
+    if (!keys || !order) {
+        free(keys);
+        free(order);
+        return NULL;
+    }
+    for (size_t k = 0; k < u->n; k++)
+        keys[k] = (vector_key){u->version[k], u->project[k], k};
+    qsort(keys, u->n, sizeof *keys, vector_key_cmp);
+    for (size_t k = 0; k < u->n; k++)
+        order[k] = keys[k].k;
+    free(keys);
+    return order;
+}
+
 /* Per version: the unit's totals per base item (slot), for the roll-ups. */
 typedef struct unit_totals {
     char *version;
@@ -475,6 +505,7 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
     uv.nslots = nslots;
     run_versions rv;
     memset(&rv, 0, sizeof rv);
+    size_t *vec_order = NULL, *slot_order = NULL;
     int rc = -1, copying = 0;
     char table[96], copy[256];
     if (!values || !avals || !failed || !found) {
@@ -506,7 +537,14 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
             goto done;
         copying = 1;
     }
-    for (size_t k = 0; k < uv.n; k++) {
+    /* vectors in (version, project) order and items in code order: the rows
+     * come out in the key's order, and keying the unit's table is one pass */
+    if (!(vec_order = unit_vector_order(&uv)) || !(slot_order = report_rows_key_order(rs))) {
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        goto done;
+    }
+    for (size_t x = 0; x < uv.n; x++) {
+        size_t k = vec_order[x];
         report_vector v = {run_id, uv.version[k], a->data_source, uv.project[k]};
         unit_totals *t = NULL;
         for (size_t x = 0; x < ntot && !t; x++)
@@ -548,11 +586,9 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
                 goto done;
             }
             t->rows[slot]++;
-            if (report_rows_base(db, &v, item, cents, e) != 0)
-                goto done;
-            out->rows++;
         }
-        int nf = report_rows_formulas(db, &v, rs, values, avals, scratch, failed, e);
+        int nf = report_rows_vector(db, &v, rs, slot_order, uv.cents + k * nslots,
+                                    uv.present + k * nslots, values, avals, scratch, failed, e);
         if (nf < 0)
             goto done;
         out->rows += (size_t)nf;
@@ -615,6 +651,8 @@ done:
     free(tot);
     unit_vectors_free(&uv);
     run_versions_free(&rv);
+    free(vec_order);
+    free(slot_order);
     report_findings_free(found);
     free(values);
     free(avals);
