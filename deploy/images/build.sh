@@ -7,6 +7,7 @@
 #   alloc-rabbitmq:3.10     deploy/images/rabbitmq, stands in for rabbitmq:3.10
 #   alloc-redis:7           deploy/images/redis, stands in for redis:7
 #   alloc:latest            deploy/Dockerfile on alloc-debian:bookworm (ALLOC_IMAGE_TAG)
+#   alloc-build:latest      its build stage, kept as the cache of the next build
 #
 #   deploy/images/build.sh [base|servers|alloc|all]   (default all)
 #
@@ -77,11 +78,12 @@ EOT
     rm -rf "$work"
 }
 
-# build NAME DOCKERFILE CONTEXT: docker build on $base, with the host's network.
+# build NAME DOCKERFILE CONTEXT [FLAGS...]: docker build on $base, with the host's network.
 build() {
     local name=$1 dockerfile=$2 context=$3
+    shift 3
     say "building $name"
-    $DOCKER build -q --network host --build-arg DEBIAN_IMAGE="$base" \
+    $DOCKER build -q --network host --build-arg DEBIAN_IMAGE="$base" "$@" \
         -f "$dockerfile" -t "$name" "$context" >/dev/null ||
         die "docker build of $name failed"
 }
@@ -92,7 +94,12 @@ build_servers() {
     build alloc-redis:7 "$images/redis/Dockerfile" "$images/redis"
 }
 
-build_alloc() { build "alloc:$tag" "$repo/deploy/Dockerfile" "$repo"; }
+# The build stage gets a name too (alloc-build), so that pruning the images
+# no name holds keeps it: its compiler layer is then reused by the next build.
+build_alloc() {
+    build "alloc-build:$tag" "$repo/deploy/Dockerfile" "$repo" --target build
+    build "alloc:$tag" "$repo/deploy/Dockerfile" "$repo"
+}
 
 print_env() {
     cat <<EOT
