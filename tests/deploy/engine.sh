@@ -58,8 +58,22 @@ start_engine() {
     die "dockerd did not start: $(grep -E 'level=(fatal|error)' "$dir/dockerd.log" | tail -n 1 | cut -c1-300)"
 }
 
+# unmount_leftovers: dockerd leaves its host network namespace
+# (exec/netns/default) mounted; unmount what is left under the directory, so
+# that it can be removed.
+unmount_leftovers() {
+    local m
+    for m in $(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+    done
+}
+
 stop_engine() {
-    [ -f "$pidfile" ] || { say "no dockerd of $dir runs"; return; }
+    if [ ! -f "$pidfile" ]; then
+        say "no dockerd of $dir runs"
+        engine_up || unmount_leftovers
+        return
+    fi
     local pid i
     pid=$(cat "$pidfile")
     kill -TERM "$pid" 2>/dev/null || true
@@ -70,6 +84,7 @@ stop_engine() {
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile" "$sock"
+    unmount_leftovers
     say "dockerd stopped"
 }
 
