@@ -14,8 +14,12 @@
 #     consumer is killed (docker kill) mid-run and the cluster scaled down to
 #     one consumer; the run still ends with the reference's checksum, every
 #     batch marked once;
-#   - `stop`: the consumers exit 0; `down -v`: no container, volume or network
-#     of the project is left.
+#   - `stop`: the consumers exit 0;
+#   - the servers published on the host (deploy/docker/expose-servers.yml), no
+#     compose consumer: a consumer started with `docker run` on the host's
+#     network, as on another machine, does a third run alone, with the same
+#     checksum, and exits 0 on docker stop;
+#   - `down -v`: no container, volume or network of the project is left.
 # The compose commands are those of deploy/README.md, from the repository root.
 source "$(dirname "$0")/../integration/lib.sh"
 
@@ -35,18 +39,22 @@ exec 3>&1 2>>"$LOGS/stderr.log"
 
 # The defaults of the compose file, whatever the caller's environment says
 # (the image names excepted: run.sh sets them).
-unset ALLOC_DB_PASSWORD ALLOC_MQ_PASSWORD ALLOC_IMAGE_TAG ALLOC_LOG_LEVEL COMPOSE_PROJECT_NAME COMPOSE_FILE
+unset ALLOC_DB_PASSWORD ALLOC_MQ_PASSWORD ALLOC_REDIS_PASSWORD ALLOC_IMAGE_TAG ALLOC_LOG_LEVEL COMPOSE_PROJECT_NAME COMPOSE_FILE
 # Three consumers share two cores: one worker thread each.
 export ALLOC_CONSUMER_THREADS=1
 
 compose() { docker-compose "${COMPOSE_FILE_ARG[@]}" "$@"; }
-# psql in the postgres container, on the cluster's database
-csql() { compose exec -T postgres psql -X -q -v ON_ERROR_STOP=1 -tA -U alloc -d alloc "$@"; }
+# psql in the postgres container, on the cluster's database (docker exec: a
+# tenth of the time docker-compose takes to start, for the polls mid-run)
+csql() {
+    $DOCKER exec -i "$(containers postgres)" psql -X -q -v ON_ERROR_STOP=1 -tA -U alloc -d alloc "$@"
+}
 
 BG_PID=
 LOCAL_STARTED=0
 cleanup() {
     [ -n "$BG_PID" ] && kill "$BG_PID" 2>/dev/null
+    $DOCKER rm -f alloc-consumer-remote >/dev/null 2>&1
     [ "$LOCAL_STARTED" = 1 ] && local_cluster stop >/dev/null 2>&1
     # a test that stopped half-way leaves nothing of the project running
     compose down -v --remove-orphans >>"$LOGS/down.log" 2>&1
@@ -173,10 +181,10 @@ check_eq "the report's checksum equals the local cluster's" "$sum1" "$REF_SUM"
 # ---- a second run: one consumer killed, the cluster scaled down to one ------------------
 
 # The same slow-down as tests/faults: every batch transaction sleeps, so the
-# run lasts long enough (about 85 batches of 0.3 s) for the kill to land in it.
+# run lasts long enough (about 85 batches of 0.5 s) for the kill to land in it.
 csql >/dev/null <<'EOF' || not_ok "the slow-down trigger is installed"
 CREATE TABLE deploy_delay (stage text PRIMARY KEY, seconds float8 NOT NULL);
-INSERT INTO deploy_delay VALUES ('allocate', 0.3), ('formula', 0.3);
+INSERT INTO deploy_delay VALUES ('allocate', 0.5), ('formula', 0.5);
 CREATE FUNCTION deploy_slow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_sleep(coalesce((SELECT seconds FROM deploy_delay WHERE stage = NEW.stage), 0));
@@ -195,7 +203,7 @@ run2=$(csql -c "SELECT max(run_id) FROM alloc_run")
 markers() { csql -c "SELECT count(*) FROM batch_marker WHERE run_id = $run2 AND stage = '${1:-allocate}'"; }
 markers_at_least() { [ "$(markers)" -ge "$1" ]; }
 if wait_until 60 markers_at_least 6; then
-    victim=$(containers consumer | head -n 1)
+    victim=${PROJECT}_consumer_1 # compose 1.x names replicas PROJECT_SERVICE_N
     $DOCKER kill "$victim" >/dev/null
     at_kill=$(markers)
     expected=$(csql -c "SELECT expected_batches FROM alloc_run WHERE run_id = $run2")
@@ -224,13 +232,59 @@ check_eq "every formula batch is marked once" \
 sum2=$(compose run --rm producer report --period $PERIOD --run "$run2" --checksum 2>>"$LOGS/report.log" | tr -d '\r')
 check_eq "the disturbed run's checksum equals the local cluster's" "$sum2" "$REF_SUM"
 
-# ---- stop and down -v ---------------------------------------------------------------------
+# ---- stop: the consumers exit 0 -----------------------------------------------------------
 
 consumer_ids=$(containers consumer)
 compose stop >"$LOGS/stop.log" 2>&1
 check_eq "stop exits 0" "$?" 0
 codes=$(for id in $consumer_ids; do inspect '{{.State.Status}} {{.State.ExitCode}}' "$id"; done | sort | uniq -c | sed 's/^ *//')
 check_eq "the consumers exit 0 on stop" "$codes" "$(echo "$consumer_ids" | count) exited 0"
+
+# ---- a consumer on another machine ---------------------------------------------------------
+
+# The servers published on the host (deploy/docker/expose-servers.yml, with the
+# three passwords; the database and broker ones are those their volumes were
+# made with) and no compose consumer: a consumer of the image started with
+# `docker run` on the host's network, as on another machine, does all the work
+# of a third run. Its batch markers carry the host's name (a compose consumer's
+# is its container id).
+export ALLOC_DB_PASSWORD=alloc ALLOC_MQ_PASSWORD=alloc
+ALLOC_REDIS_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export ALLOC_REDIS_PASSWORD
+COMPOSE_FILE_ARG=(-f deploy/docker-compose.yml -f deploy/docker/expose-servers.yml)
+HOST=127.0.0.1
+if compose up -d --scale consumer=0 >"$LOGS/up-exposed.log" 2>&1; then
+    ok "up -d with expose-servers.yml and no compose consumer"
+else
+    not_ok "up -d with expose-servers.yml and no compose consumer" "$(tail -n 3 "$LOGS/up-exposed.log" | tr '\n' '|')"
+fi
+REMOTE=alloc-consumer-remote
+$DOCKER run -d --name $REMOTE --network host --restart unless-stopped --init --stop-timeout 120 \
+    -e ALLOC_AMQP_URL="amqp://alloc:$ALLOC_MQ_PASSWORD@$HOST:5672/alloc" \
+    -e ALLOC_REDIS_URL="redis://:$ALLOC_REDIS_PASSWORD@$HOST:6379/0" \
+    -e ALLOC_PG_DSN="host=$HOST port=5432 dbname=alloc user=alloc password=$ALLOC_DB_PASSWORD" \
+    -e ALLOC_CONSUMER_THREADS=1 \
+    alloc:latest >"$LOGS/remote-run.log" 2>&1
+check_eq "docker run of a consumer on the host's network" "$?" 0
+remote_connected() { $DOCKER logs $REMOTE 2>&1 | grep -q 'export: worker started'; }
+check "the other machine's consumer reaches the published servers" wait_until 30 remote_connected
+check_eq "no compose consumer runs" "$(containers consumer | count)" 0
+compose run --rm producer run --period $PERIOD "${RUN_ARGS[@]}" >"$LOGS/run3.log" 2>&1
+check_eq "a run with only the other machine's consumer exits 0" "$?" 0
+run3=$(csql -c "SELECT max(run_id) FROM alloc_run WHERE period_code = '$PERIOD' AND status = 'succeeded'")
+check "it is a new run ($run3 > $run2)" test "${run3:-0}" -gt "$run2"
+check_eq "every batch was done by the other machine's consumer" \
+    "$(csql -c "SELECT string_agg(DISTINCT split_part(consumer, ':', 1), ' ') FROM batch_marker WHERE run_id = ${run3:-0}")" \
+    "$(hostname)"
+sum3=$(compose run --rm producer report --period $PERIOD --run "${run3:-0}" --checksum 2>>"$LOGS/report.log" | tr -d '\r')
+check_eq "its checksum equals the local cluster's" "$sum3" "$REF_SUM"
+$DOCKER stop $REMOTE >/dev/null
+check_eq "the other machine's consumer exits 0 on docker stop" "$(inspect '{{.State.Status}} {{.State.ExitCode}}' $REMOTE)" "exited 0"
+$DOCKER logs $REMOTE >"$LOGS/remote.log" 2>&1
+$DOCKER rm $REMOTE >/dev/null
+
+# ---- down -v: nothing is left --------------------------------------------------------------
+
 compose down -v >"$LOGS/down.log" 2>&1
 check_eq "down -v exits 0" "$?" 0
 check_eq "down -v leaves no container of the project" \
@@ -239,5 +293,5 @@ check_eq "down -v leaves no volume of the project" \
     "$($DOCKER volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | count)" 0
 check_eq "down -v leaves no network of the project" \
     "$($DOCKER network ls -q --filter "label=com.docker.compose.project=$PROJECT" | count)" 0
-check_eq "no container runs on the engine" "$($DOCKER ps -q | count)" 0
+check_eq "no container is left on the engine" "$($DOCKER ps -aq | count)" 0
 finish
