@@ -9,7 +9,7 @@
 # engine that cannot start is one failing check that says why: never a skip.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 export ALLOC_BUILD=${ALLOC_BUILD:-$repo/build}
 export DOCKER=/usr/bin/docker # Debian's client, of the engine's version
 log_dir=$repo/.run/test-logs/deploy-run

@@ -33,7 +33,7 @@ mkdir -p "$LOGS"
 COMPOSE_FILE_ARG=(-f deploy/docker-compose.yml)
 PROJECT=deploy # docker-compose's default: the compose file's directory
 DOCKER=${DOCKER:-/usr/bin/docker}
-cd "$repo"
+cd "$repo" || exit 1
 # The commands' own output goes to a file; the test's output is its ok / not ok lines.
 exec 3>&1 2>>"$LOGS/stderr.log"
 
@@ -83,11 +83,11 @@ wait_until() {
 local_cluster() { ALLOC_CLUSTER_DIR=$repo/.run/deploy-local ALLOC_CLUSTER_PORT=36 deploy/local/cluster.sh "$@"; }
 
 reference_checksum() {
-    local env_out pids=() p sum
+    local env_out
     env_out=$(local_cluster start 2>"$LOGS/local-cluster.log") || return 1
-    LOCAL_STARTED=1
     (
         eval "$env_out"
+        pids=()
         # a database of its own, emptied first: the period is loaded anew
         psql -X -q -d "$ALLOC_PG_DSN" -c "DROP DATABASE IF EXISTS deploy_ref WITH (FORCE)" \
             -c "CREATE DATABASE deploy_ref" || exit 1
@@ -106,6 +106,8 @@ reference_checksum() {
         "$PRODUCER" report --period $PERIOD --checksum
     )
 }
+# (a command substitution: the cleanup stops the local cluster should the test end in it)
+LOCAL_STARTED=1
 REF_SUM=$(reference_checksum)
 local_cluster stop >>"$LOGS/local-cluster.log" 2>&1
 LOCAL_STARTED=0
