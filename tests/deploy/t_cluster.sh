@@ -144,6 +144,12 @@ done
 check_eq "the servers run the images built from Debian's packages" \
     "$(for svc in postgres rabbitmq redis; do inspect '{{.Config.Image}}' "$(containers $svc)"; done | tr '\n' ' ')" \
     "$ALLOC_PG_IMAGE $ALLOC_RABBITMQ_IMAGE $ALLOC_REDIS_IMAGE "
+check_eq "postgres runs with the compose file's options (max_connections, shared_buffers, work_mem)" \
+    "$(csql -c 'SHOW max_connections' -c 'SHOW shared_buffers' -c 'SHOW work_mem' | tr '\n' ' ')" "300 1GB 64MB "
+# the user each server's main process (pid 1 in its container) runs as, by the container's names
+check_eq "the servers run as postgres, rabbitmq and redis, not root" \
+    "$(for svc in postgres rabbitmq redis; do $DOCKER exec "$(containers $svc)" stat -c %U /proc/1; done | tr '\n' ' ')" \
+    "postgres rabbitmq redis "
 migrate_ids=$(containers migrate -a)
 check_eq "migrate ran in one container" "$(echo "$migrate_ids" | count)" 1
 check_eq "migrate exited 0" "$(inspect '{{.State.Status}} {{.State.ExitCode}}' "$migrate_ids")" "exited 0"
