@@ -5,7 +5,8 @@
 # packages (ALLOC_*_IMAGE, exported by run.sh).
 #
 #   - the reference: the same period (alloc-gen, same seed and scale) run on a
-#     local process-based cluster of its own (.run/deploy-local, ports 36xxx);
+#     local process-based cluster of its own (.run/deploy-local, ports 36xxx),
+#     in the background while the compose cluster comes up;
 #   - `up -d --scale consumer=3`: the servers become healthy, migrate runs once
 #     and exits 0, three consumers run;
 #   - alloc-gen loads the period from the producer container, `run --rm
@@ -51,9 +52,11 @@ csql() {
 }
 
 BG_PID=
+REF_PID=
 LOCAL_STARTED=0
 cleanup() {
     [ -n "$BG_PID" ] && kill "$BG_PID" 2>/dev/null
+    [ -n "$REF_PID" ] && kill "$REF_PID" 2>/dev/null && wait "$REF_PID"
     $DOCKER rm -f alloc-consumer-remote >/dev/null 2>&1
     [ "$LOCAL_STARTED" = 1 ] && local_cluster stop >/dev/null 2>&1
     # a test that stopped half-way leaves nothing of the project running
@@ -82,41 +85,48 @@ wait_until() {
 
 local_cluster() { ALLOC_CLUSTER_DIR=$repo/.run/deploy-local ALLOC_CLUSTER_PORT=36 deploy/local/cluster.sh "$@"; }
 
+# reference_checksum: prints the checksum of the period run on the local
+# cluster. Run it in the background only (`&`: a subshell of its own, which it
+# leaves with exit): its consumers are stopped whichever way it ends.
 reference_checksum() {
-    local env_out
-    env_out=$(local_cluster start 2>"$LOGS/local-cluster.log") || return 1
-    (
-        eval "$env_out"
-        pids=()
-        # a database of its own, emptied first: the period is loaded anew
-        psql -X -q -d "$ALLOC_PG_DSN" -c "DROP DATABASE IF EXISTS deploy_ref WITH (FORCE)" \
-            -c "CREATE DATABASE deploy_ref" || exit 1
-        export ALLOC_PG_DSN=${ALLOC_PG_DSN/dbname=alloc/dbname=deploy_ref}
-        "$PRODUCER" migrate >&2 || exit 1
-        "$GEN" "${GEN_ARGS[@]}" >&2 || exit 1
-        for i in 1 2; do
-            "$CONSUMER" --threads 1 >"$LOGS/local-consumer-$i.log" 2>&1 &
-            pids+=($!)
-        done
-        "$PRODUCER" run --period $PERIOD "${RUN_ARGS[@]}" >&2
-        rc=$?
-        for p in "${pids[@]}"; do kill -TERM "$p"; done
-        wait
-        [ $rc -eq 0 ] || exit 1
-        "$PRODUCER" report --period $PERIOD --checksum
-    )
+    local env_out pids=() p rc
+    trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait' EXIT
+    env_out=$(local_cluster start 2>"$LOGS/local-cluster.log") || exit 1
+    eval "$env_out"
+    # a database of its own, emptied first: the period is loaded anew
+    psql -X -q -d "$ALLOC_PG_DSN" -c "DROP DATABASE IF EXISTS deploy_ref WITH (FORCE)" \
+        -c "CREATE DATABASE deploy_ref" >&2 || exit 1
+    export ALLOC_PG_DSN=${ALLOC_PG_DSN/dbname=alloc/dbname=deploy_ref}
+    "$PRODUCER" migrate >&2 || exit 1
+    "$GEN" "${GEN_ARGS[@]}" >&2 || exit 1
+    for i in 1 2; do
+        "$CONSUMER" --threads 1 >"$LOGS/local-consumer-$i.log" 2>&1 &
+        pids+=($!)
+    done
+    "$PRODUCER" run --period $PERIOD "${RUN_ARGS[@]}" >&2
+    rc=$?
+    [ $rc -eq 0 ] || exit 1
+    "$PRODUCER" report --period $PERIOD --checksum
+    exit 0
 }
-# (a command substitution: the cleanup stops the local cluster should the test end in it)
+# It runs in the background while the compose cluster comes up; await_reference
+# collects its checksum (REF_SUM) and stops the local cluster.
 LOCAL_STARTED=1
-REF_SUM=$(reference_checksum)
-local_cluster stop >>"$LOGS/local-cluster.log" 2>&1
-LOCAL_STARTED=0
-if [[ "$REF_SUM" =~ ^[0-9a-f]{64}$ ]]; then
-    ok "the period run on the local cluster has a checksum ($REF_SUM)"
-else
-    not_ok "the period run on the local cluster has a checksum" "got '$REF_SUM'"
-    finish
-fi
+reference_checksum >"$LOGS/reference.sum" &
+REF_PID=$!
+await_reference() {
+    wait "$REF_PID"
+    REF_PID=
+    REF_SUM=$(cat "$LOGS/reference.sum")
+    local_cluster stop >>"$LOGS/local-cluster.log" 2>&1
+    LOCAL_STARTED=0
+    if [[ "$REF_SUM" =~ ^[0-9a-f]{64}$ ]]; then
+        ok "the period run on the local cluster has a checksum ($REF_SUM)"
+    else
+        not_ok "the period run on the local cluster has a checksum" "got '$REF_SUM'"
+        finish
+    fi
+}
 
 # ---- up -d --scale consumer=3 ---------------------------------------------------------
 
@@ -184,6 +194,7 @@ run1=$(csql -c "SELECT max(run_id) FROM alloc_run WHERE period_code = '$PERIOD' 
 check_eq "the run's batches went to all three consumers" \
     "$(csql -c "SELECT count(DISTINCT consumer) FROM batch_marker WHERE run_id = ${run1:-0}")" 3
 sum1=$(compose run --rm producer report --period $PERIOD --checksum 2>>"$LOGS/report.log" | tr -d '\r')
+await_reference
 check_eq "the report's checksum equals the local cluster's" "$sum1" "$REF_SUM"
 
 # ---- a second run: one consumer killed, the cluster scaled down to one ------------------
@@ -226,6 +237,8 @@ if wait_until 60 markers_at_least 6; then
     check "the run was still going after the scale-down" \
         test "$(csql -c "SELECT status FROM alloc_run WHERE run_id = $run2")" = running
     check "one consumer runs" consumers_running 1
+    # the rest of the run need not be slow
+    csql -c "UPDATE deploy_delay SET seconds = 0" >/dev/null
 else
     not_ok "the second run's batches are marked" "$(markers) after 60 s"
 fi
