@@ -23,7 +23,7 @@ IT_BIN       := $(IT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 LIB          := $(BUILD)/liballoc.a
 PROGRAMS     := $(BUILD)/alloc-producer $(BUILD)/alloc-consumer $(BUILD)/alloc-gen
 
-.PHONY: all deps unit test demo bench format format-check clean cluster-stop
+.PHONY: all deps unit test test-deploy demo bench format format-check clean cluster-stop
 all: $(PROGRAMS) $(UNIT_BIN) $(IT_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard common/*.h) $(wildcard producer/*.h) $(wildcard consumer/*.h) $(wildcard tools/gen/*.h) $(wildcard tests/unit/*.h) $(wildcard tests/integration/*.h)
@@ -68,6 +68,13 @@ unit: all
 test: deps
 	@$(MAKE) --no-print-directory all
 	@tests/run.sh
+
+# The docker-compose cluster for real: its own Docker engine under .run/docker,
+# images built from Debian's packages, deploy/docker-compose.yml run and checked
+# against the local cluster (tests/deploy/run.sh); ends with "N passed, N failed".
+test-deploy: deps
+	@$(MAKE) --no-print-directory $(PROGRAMS)
+	@tests/deploy/run.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all

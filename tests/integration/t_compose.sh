@@ -25,7 +25,8 @@ fi
 # interpolates and no .env file, so the rendering is the file's defaults.
 compose() {
     env -u ALLOC_DB_PASSWORD -u ALLOC_MQ_PASSWORD -u ALLOC_IMAGE_TAG -u ALLOC_LOG_LEVEL \
-        -u ALLOC_CONSUMER_THREADS docker-compose --env-file "$tmp/empty.env" "$@"
+        -u ALLOC_CONSUMER_THREADS -u ALLOC_PG_IMAGE -u ALLOC_RABBITMQ_IMAGE -u ALLOC_REDIS_IMAGE \
+        -u ALLOC_DEBIAN_IMAGE docker-compose --env-file "$tmp/empty.env" "$@"
 }
 
 # ---- docker-compose accepts the file ------------------------------------------
@@ -138,6 +139,8 @@ for s in alloc_svcs:
     ctx = os.path.realpath(b.get("context", ""))
     check(s + " builds deploy/Dockerfile from the repository root",
           ctx == repo and b.get("dockerfile") == "deploy/Dockerfile", str(b))
+    check(s + " builds on debian:bookworm-slim by default (build arg DEBIAN_IMAGE)",
+          (b.get("args") or {}).get("DEBIAN_IMAGE") == "debian:bookworm-slim", str(b.get("args")))
     e = env(s)
     dsn = e.get("ALLOC_PG_DSN", "")
     check(s + " gets the ALLOC_* environment of the compose network",
@@ -221,6 +224,10 @@ grep -q -- '--requirepass' "$tmp/exposed.yml" && ok "expose-servers.yml turns on
 if [ -f "$dockerfile" ]; then ok "deploy/Dockerfile exists"; else not_ok "deploy/Dockerfile exists"; finish; fi
 # Instructions only: comments dropped, continuation lines joined.
 sed -e '/^[[:space:]]*#/d' "$dockerfile" | sed -e ':a' -e '/\\$/N; s/\\\n/ /; ta' >"$tmp/df"
+# The ARGs declared before the first FROM, at their defaults, in the FROM lines.
+while IFS='=' read -r name value; do
+    sed -i -E "/^FROM /s/\\$\\{?$name\\}?/$value/" "$tmp/df"
+done < <(sed -n '1,/^FROM /{s/^ARG \([A-Za-z_][A-Za-z0-9_]*=[^ ]*\)$/\1/p}' "$tmp/df")
 stages=$(grep -ci '^FROM ' "$tmp/df")
 last=$(grep -ni '^FROM ' "$tmp/df" | tail -n 1 | cut -d: -f1)
 sed -n "${last},\$p" "$tmp/df" >"$tmp/final"
