@@ -186,7 +186,10 @@ static int attach_units(run_state *st, const char *id, db_error *e) {
             len += lit[c] ? strlen(lit[c]) : 0;
         char *sql = malloc(len);
         ALLOC_ASSERT(sql != NULL);
-        if (!lit[0]) {
+        int quoted = 1;
+        for (int c = 0; c < 3; c++)
+            quoted = quoted && (lit[c] || PQgetisnull(u, i, c + 1));
+        if (!quoted || !lit[0]) {
             snprintf(e->msg, sizeof e->msg, "unit %s: %s", PQgetvalue(u, i, 0), PQerrorMessage(pg));
             rc = -1;
         } else {
