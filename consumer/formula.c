@@ -1,11 +1,13 @@
 /* The formula stage in a worker thread (DESIGN.md 5.4, 5.5): one unit of a run
  * (the projects of one data source in one range of project codes, run_unit)
- * is assembled in one transaction: its base rows (direct sums from
- * report_before plus the allocated partials), every formula item of each
- * vector evaluated in dependency order, then the audit rules; base and formula
- * rows go once, by COPY, into the run's own report_after table, with the
- * findings, the unit's per-item totals (for the producer's roll-ups) and the
- * batch marker. Then the completion counter is bumped once.
+ * is assembled in one transaction: its direct rows summed (its report_before
+ * rows, written as they are), its base rows (those sums plus the allocated
+ * partials), every formula item of each vector evaluated in dependency order,
+ * then the audit rules; base and formula rows go once, by COPY and in key
+ * order, into the unit's own table (keyed there, attached by the run's last
+ * transaction), with the findings, the unit's per-item totals (for the
+ * producer's roll-ups) and the batch marker. Then the completion counter is
+ * bumped once.
  *
  * Compiled formulas come from Redis only (never from PostgreSQL): a consumer
  * loads a key once and keeps it in memory; the key holds the ruleset and its
@@ -159,8 +161,8 @@ static const char UNIT_VERSIONS_SQL[] =
     "SELECT v ->> 0, (v -> 1)::text FROM run_public r, "
     "json_array_elements(r.body::json -> 'versions') v WHERE r.run_id = $1";
 
-/* The vectors of a unit, summed in memory from its raw rows (the direct rows'
- * sums and the partials, in no order): per (version, project), the cents of
+/* The vectors of a unit, summed in memory from its raw rows (its direct rows
+ * and its partials, in no order): per (version, project), the cents of
  * each base slot and whether any row contributed to it. Version and project
  * strings point into the query's result. */
 typedef struct unit_vectors {
