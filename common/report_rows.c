@@ -20,31 +20,47 @@ int report_rows_base(db_conn *db, const report_vector *v, const char *item_code,
     return db_copy_row_end(db, e);
 }
 
-int report_rows_formulas(db_conn *db, const report_vector *v, const fx_ruleset *rs,
-                         fx_value *values, fx_value *audits, fx_scratch *scratch,
-                         unsigned char *failed, db_error *e) {
+/* Evaluates the vector's formulas and audit rules; sets failed[a] for each
+ * audit rule whose value is 0 or NULL. 0, or -1 with e. */
+static int eval_vector(const report_vector *v, const fx_ruleset *rs, fx_value *values,
+                       fx_value *audits, fx_scratch *scratch, unsigned char *failed, db_error *e) {
     if (fx_ruleset_eval(rs, values, audits, scratch) != 0) {
         snprintf(e->msg, sizeof e->msg, "evaluating the formulas of %s/%s/%s: out of memory",
                  v->version, v->data_source, v->project_code);
         return -1;
     }
-    size_t nform = fx_ruleset_formula_count(rs);
-    for (size_t i = 0; i < nform; i++) {
-        size_t slot = fx_ruleset_order(rs, i);
-        int64_t cents;
-        key_fields(db, v);
-        db_copy_field_text(db, fx_ruleset_slot_code(rs, slot));
-        /* NULL stays NULL; a value beyond numeric(18,2) is stored as NULL too */
-        if (fx_store_cents(values[slot], &cents) == FX_STORE_OK)
-            db_copy_field_cents(db, cents);
-        else
-            db_copy_field_null(db);
-        if (db_copy_row_end(db, e) != 0)
-            return -1;
-    }
     size_t naudit = fx_ruleset_audit_count(rs);
     for (size_t a = 0; a < naudit; a++)
         failed[a] = !fx_value_true(audits[a]);
+    return 0;
+}
+
+/* One formula row of the vector into the open COPY: its value stored to the
+ * cent; NULL stays NULL, and a value beyond numeric(18,2) is stored as NULL
+ * too (DESIGN.md 5.5). 0, or -1 with e. */
+static int formula_row(db_conn *db, const report_vector *v, const fx_ruleset *rs, size_t slot,
+                       fx_value value, db_error *e) {
+    int64_t cents;
+    key_fields(db, v);
+    db_copy_field_text(db, fx_ruleset_slot_code(rs, slot));
+    if (fx_store_cents(value, &cents) == FX_STORE_OK)
+        db_copy_field_cents(db, cents);
+    else
+        db_copy_field_null(db);
+    return db_copy_row_end(db, e);
+}
+
+int report_rows_formulas(db_conn *db, const report_vector *v, const fx_ruleset *rs,
+                         fx_value *values, fx_value *audits, fx_scratch *scratch,
+                         unsigned char *failed, db_error *e) {
+    if (eval_vector(v, rs, values, audits, scratch, failed, e) != 0)
+        return -1;
+    size_t nform = fx_ruleset_formula_count(rs);
+    for (size_t i = 0; i < nform; i++) {
+        size_t slot = fx_ruleset_order(rs, i);
+        if (formula_row(db, v, rs, slot, values[slot], e) != 0)
+            return -1;
+    }
     return (int)nform;
 }
 
@@ -79,34 +95,22 @@ int report_rows_vector(db_conn *db, const report_vector *v, const fx_ruleset *rs
                        const size_t *order, const int64_t *cents, const unsigned char *present,
                        fx_value *values, fx_value *audits, fx_scratch *scratch,
                        unsigned char *failed, db_error *e) {
-    if (fx_ruleset_eval(rs, values, audits, scratch) != 0) {
-        snprintf(e->msg, sizeof e->msg, "evaluating the formulas of %s/%s/%s: out of memory",
-                 v->version, v->data_source, v->project_code);
+    if (eval_vector(v, rs, values, audits, scratch, failed, e) != 0)
         return -1;
-    }
     int rows = 0;
     for (size_t i = 0, n = fx_ruleset_slot_count(rs); i < n; i++) {
         size_t slot = order[i];
-        int formula = fx_ruleset_slot_is_formula(rs, slot);
-        if (!formula && !present[slot])
-            continue;
-        int64_t c;
-        key_fields(db, v);
-        db_copy_field_text(db, fx_ruleset_slot_code(rs, slot));
-        if (!formula)
-            db_copy_field_cents(db, cents[slot]);
-        /* NULL stays NULL; a value beyond numeric(18,2) is stored as NULL too */
-        else if (fx_store_cents(values[slot], &c) == FX_STORE_OK)
-            db_copy_field_cents(db, c);
+        int rc;
+        if (fx_ruleset_slot_is_formula(rs, slot))
+            rc = formula_row(db, v, rs, slot, values[slot], e);
+        else if (present[slot])
+            rc = report_rows_base(db, v, fx_ruleset_slot_code(rs, slot), cents[slot], e);
         else
-            db_copy_field_null(db);
-        if (db_copy_row_end(db, e) != 0)
+            continue;
+        if (rc != 0)
             return -1;
         rows++;
     }
-    size_t naudit = fx_ruleset_audit_count(rs);
-    for (size_t a = 0; a < naudit; a++)
-        failed[a] = !fx_value_true(audits[a]);
     return rows;
 }
 

@@ -201,16 +201,8 @@ check_eq "the report's checksum equals the local cluster's" "$sum1" "$REF_SUM"
 
 # The same slow-down as tests/faults: every batch transaction sleeps, so the
 # run lasts long enough (about 85 batches of 0.5 s) for the kill to land in it.
-csql >/dev/null <<'EOF' || not_ok "the slow-down trigger is installed"
-CREATE TABLE deploy_delay (stage text PRIMARY KEY, seconds float8 NOT NULL);
-INSERT INTO deploy_delay VALUES ('allocate', 0.5), ('formula', 0.5);
-CREATE FUNCTION deploy_slow() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep(coalesce((SELECT seconds FROM deploy_delay WHERE stage = NEW.stage), 0));
-    RETURN NEW;
-END $$;
-CREATE TRIGGER deploy_slow BEFORE INSERT ON batch_marker FOR EACH ROW EXECUTE FUNCTION deploy_slow();
-EOF
+{ csql <"$repo/tests/faults/slow_down.sql" &&
+    csql -c "UPDATE faults_delay SET seconds = 0.5"; } >/dev/null || not_ok "the slow-down trigger is installed"
 compose run --rm -T producer run --period $PERIOD "${RUN_ARGS[@]}" >"$LOGS/run2.log" 2>&1 &
 BG_PID=$!
 run2_registered() { [ "$(csql -c "SELECT coalesce(max(run_id), 0) FROM alloc_run")" -gt "${run1:-0}" ]; }
@@ -238,7 +230,7 @@ if wait_until 60 markers_at_least 6; then
         test "$(csql -c "SELECT status FROM alloc_run WHERE run_id = $run2")" = running
     check "one consumer runs" consumers_running 1
     # the rest of the run need not be slow
-    csql -c "UPDATE deploy_delay SET seconds = 0" >/dev/null
+    csql -c "UPDATE faults_delay SET seconds = 0" >/dev/null
 else
     not_ok "the second run's batches are marked" "$(markers) after 60 s"
 fi

@@ -96,16 +96,7 @@ faults_setup() {
     "$PRODUCER" migrate >"$LOGS/migrate.log" 2>&1 || { not_ok "migrate" "$(tail -3 "$LOGS/migrate.log")"; finish; }
     "$GEN" --scale 0.01 --seed 7 --period $PERIOD >"$LOGS/gen.log" 2>&1 ||
         { not_ok "generate" "$(tail -3 "$LOGS/gen.log")"; finish; }
-    sql >/dev/null <<'EOF' || { not_ok "slow-down trigger"; finish; }
-CREATE TABLE faults_delay (stage text PRIMARY KEY, seconds float8 NOT NULL);
-INSERT INTO faults_delay VALUES ('allocate', 0), ('formula', 0);
-CREATE FUNCTION faults_slow() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep(coalesce((SELECT seconds FROM faults_delay WHERE stage = NEW.stage), 0));
-    RETURN NEW;
-END $$;
-CREATE TRIGGER faults_slow BEFORE INSERT ON batch_marker FOR EACH ROW EXECUTE FUNCTION faults_slow();
-EOF
+    sql >/dev/null <"$repo/tests/faults/slow_down.sql" || { not_ok "slow-down trigger"; finish; }
 }
 
 # set_delay ALLOCATE_S FORMULA_S: seconds every batch transaction of each stage sleeps.

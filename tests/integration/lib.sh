@@ -78,4 +78,21 @@ stop_consumers() {
     consumers=()
 }
 
+# producer_do ARGS...: runs alloc-producer, stdout in $tmp/out, stderr in
+# $tmp/err ($tmp: the test's own directory); sets rc.
+producer_do() {
+    $PRODUCER "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+# expect_exit NAME WANT [STDERR_RE]: the last producer_do's exit status (and stderr).
+expect_exit() {
+    if [ "$rc" != "$2" ]; then
+        not_ok "$1" "exit $rc, want $2: $(head -c 400 "$tmp/err")"
+    elif [ -n "${3:-}" ] && ! grep -qE -- "$3" "$tmp/err"; then
+        not_ok "$1" "stderr does not match '$3': $(head -c 400 "$tmp/err")"
+    else
+        ok "$1"
+    fi
+}
+
 finish() { exit $T_FAILED; }

@@ -19,31 +19,17 @@ $GEN --demo --period 2024-03 >"$tmp/gen.log" 2>&1 || { not_ok "demo data" "$(tai
 sql -c "INSERT INTO audit_rule (ruleset, rule_code, expr, message, severity)
         VALUES ('demo', 'ALWAYS_BAD', '0', 'checked by t_findings', 'error')" >/dev/null
 
-p() {
-    $PRODUCER "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-}
-expect_rc() { # NAME WANT [STDERR_RE]
-    if [ "$rc" != "$2" ]; then
-        not_ok "$1" "exit $rc, want $2: $(head -c 400 "$tmp/err")"
-    elif [ -n "${3:-}" ] && ! grep -qE -- "$3" "$tmp/err"; then
-        not_ok "$1" "stderr does not match '$3': $(head -c 400 "$tmp/err")"
-    else
-        ok "$1"
-    fi
-}
-
 start_consumers 1
-p run --period 2024-03 --timeout 60
-expect_rc "the demo run exits 0" 0
+producer_do run --period 2024-03 --timeout 60
+expect_exit "the demo run exits 0" 0
 stop_consumers
 n_err=$(sql -c "SELECT count(*) FROM audit_finding WHERE run_id = 1 AND severity = 'error'")
 n_warn=$(sql -c "SELECT count(*) FROM audit_finding WHERE run_id = 1 AND severity = 'warning'")
 check "the run has error findings ($n_err) and warnings ($n_warn)" test "$n_err" -gt 3 -a "$n_warn" -gt 0
 
 # ---------------------------------------------------------------- findings: table
-p findings --period 2024-03
-expect_rc "findings exits 0" 0
+producer_do findings --period 2024-03
+expect_exit "findings exits 0" 0
 check_eq "the table's first line names the run, why it was chosen, and the counts" "$(head -n1 "$tmp/out")" \
     "findings of period 2024-03, run 1 (latest succeeded, not published): $n_err error, $n_warn warning"
 check "the table counts each rule" grep -qE "^  error +ALWAYS_BAD +$n_err$" "$tmp/out"
@@ -56,52 +42,52 @@ check "a finding line shows severity, rule, version, data source, project and me
     grep -qE '^error +ALWAYS_BAD +[FM] +[A-Z#]+ +[A-Z0-9#-]+ +checked by t_findings$' "$tmp/out"
 
 # ---------------------------------------------------------------- csv, json, --severity, --run
-p findings --period 2024-03 --format csv
-expect_rc "findings --format csv exits 0" 0
+producer_do findings --period 2024-03 --format csv
+expect_exit "findings --format csv exits 0" 0
 check_eq "csv header" "$(head -n1 "$tmp/out")" "version,data_source,project_code,rule_code,severity,message"
 check_eq "csv has a row per finding" "$(($(wc -l <"$tmp/out") - 1))" "$((n_err + n_warn))"
 check_eq "csv rows are the stored findings" \
     "$(tail -n +2 "$tmp/out" | sort | md5sum)" \
     "$(sql -c "SELECT version || ',' || data_source || ',' || project_code || ',' || rule_code || ',' || severity || ',' || message FROM audit_finding WHERE run_id = 1" | sort | md5sum)"
-p findings --period 2024-03 --format json --severity warning
-expect_rc "findings --format json --severity warning exits 0" 0
+producer_do findings --period 2024-03 --format json --severity warning
+expect_exit "findings --format json --severity warning exits 0" 0
 check_eq "json: an array of the warnings with the six keys" \
     "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d), sorted(d[0]), {x["severity"] for x in d})' "$tmp/out")" \
     "$n_warn ['data_source', 'message', 'project_code', 'rule_code', 'severity', 'version'] {'warning'}"
-p findings --period 2024-03 --run 1 --severity error
-expect_rc "findings --run 1 --severity error exits 0" 0
+producer_do findings --period 2024-03 --run 1 --severity error
+expect_exit "findings --run 1 --severity error exits 0" 0
 check "--run says the run was chosen with --run" grep -q "^findings of period 2024-03, run 1 (chosen with --run)" "$tmp/out"
 check_eq "--severity error lists only errors" "$(grep -cE '^(error|warning) ' "$tmp/out")" "$n_err"
 
 # ---------------------------------------------------------------- refusals and usage
-p period open 2024-04 --ruleset demo
-p findings --period 2024-04
-expect_rc "findings of a period with no succeeded run exits 4" 4 "findings: period 2024-04 has no succeeded run"
-p findings --period 2030-01
-expect_rc "findings of an unknown period exits 4" 4 "period 2030-01 does not exist"
-p findings --period 2024-03 --run 99
-expect_rc "findings of an unknown run exits 4" 4 "run 99 does not exist"
-p findings --period 2024-03 --severity fatal
-expect_rc "a bad --severity exits 2" 2 "bad severity 'fatal'"
-p findings --period 2024-03 --format xml
-expect_rc "a bad --format exits 2" 2 "bad format 'xml'"
-p findings --severity error
-expect_rc "findings without --period exits 2" 2 "--period is required"
-p findings --help
-expect_rc "findings --help exits 0" 0
+producer_do period open 2024-04 --ruleset demo
+producer_do findings --period 2024-04
+expect_exit "findings of a period with no succeeded run exits 4" 4 "findings: period 2024-04 has no succeeded run"
+producer_do findings --period 2030-01
+expect_exit "findings of an unknown period exits 4" 4 "period 2030-01 does not exist"
+producer_do findings --period 2024-03 --run 99
+expect_exit "findings of an unknown run exits 4" 4 "run 99 does not exist"
+producer_do findings --period 2024-03 --severity fatal
+expect_exit "a bad --severity exits 2" 2 "bad severity 'fatal'"
+producer_do findings --period 2024-03 --format xml
+expect_exit "a bad --format exits 2" 2 "bad format 'xml'"
+producer_do findings --severity error
+expect_exit "findings without --period exits 2" 2 "--period is required"
+producer_do findings --help
+expect_exit "findings --help exits 0" 0
 check "findings --help lists the exit codes" grep -q "^Exit status: 0 listed" "$tmp/out"
 
 # ---------------------------------------------------------------- report: findings sections
-p report --period 2024-03
-expect_rc "report (table) exits 0" 0
+producer_do report --period 2024-03
+expect_exit "report (table) exits 0" 0
 check "the table report ends with the findings counts" \
     grep -qx "findings: $n_err error, $n_warn warning (all of them: alloc-producer findings --period 2024-03 --run 1)" "$tmp/out"
 check "the findings section counts each rule" grep -qx "  error   ALWAYS_BAD: $n_err findings" "$tmp/out"
 check_eq "the section shows a rule's first 3 lines" \
     "$(sed -n '/^  error   ALWAYS_BAD/,/more$/p' "$tmp/out" | grep -c 'checked by t_findings$')" 3
 check "then says how many more" grep -qx "          ... and $((n_err - 3)) more" "$tmp/out"
-p report --period 2024-03 --format html --out "$tmp/report.html"
-expect_rc "report --format html exits 0" 0
+producer_do report --period 2024-03 --format html --out "$tmp/report.html"
+expect_exit "report --format html exits 0" 0
 check "the page has a findings section with the counts" \
     grep -q "<h2>Findings: $n_err error, $n_warn warning</h2>" "$tmp/report.html"
 check "the page's findings list the rule, its count and first lines" \
@@ -110,8 +96,8 @@ check "the page's findings list the rule, its count and first lines" \
 check "the page is still well-formed XML" python3 -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' "$tmp/report.html"
 
 # ---------------------------------------------------------------- publish points at findings
-p publish --period 2024-03
-expect_rc "publish with error findings exits 4" 4
+producer_do publish --period 2024-03
+expect_exit "publish with error findings exits 4" 4
 check "the refusal says how to read them" \
     grep -q "review them (alloc-producer findings --period 2024-03 --run 1) or publish with --force" "$tmp/err"
 
