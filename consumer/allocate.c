@@ -170,35 +170,76 @@ static const char *target_source(const pubdata *pd, uint32_t t, const char *batc
     return t == BATCH_UNALLOCATED ? batch_source : pubdata_project_source(pd, t);
 }
 
+/* Partials in (target, item, version) order: one COPY row per (target, item)
+ * then carries the cents of every version. */
+static int partial_cmp(const void *a, const void *b) {
+    const batch_partial *x = *(const batch_partial *const *)a,
+                        *y = *(const batch_partial *const *)b;
+    if (x->target != y->target)
+        return x->target < y->target ? -1 : 1;
+    int c = x->item_code == y->item_code ? 0 : strcmp(x->item_code, y->item_code);
+    if (c)
+        return c;
+    return x->version < y->version ? -1 : x->version > y->version;
+}
+
+/* The batch's partials into the run's own table (made by its snapshot), one
+ * row per (target, item) with a column of cents per version. Returns 0, or -1
+ * with e. */
+static int copy_partials(const msg_batch *b, const pubdata *pd, const batch_result *res,
+                         const char *id, db_error *e) {
+    size_t nv = pubdata_version_count(pd), n = res->n_partials;
+    const batch_partial **sorted = malloc((n + 1) * sizeof *sorted);
+    if (!sorted) {
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &res->partials[i];
+    qsort(sorted, n, sizeof *sorted, partial_cmp);
+    char copy[320];
+    int len = snprintf(copy, sizeof copy,
+                       "COPY alloc_partial_run_%s (data_source, project_code, item_code", id);
+    for (size_t v = 0; v < nv; v++)
+        len += snprintf(copy + len, sizeof copy - (size_t)len, ", cents_%zu", v);
+    snprintf(copy + len, sizeof copy - (size_t)len, ") FROM STDIN");
+    int rc = -1;
+    if (db_copy_in_begin(thread_db, copy, e) != 0)
+        goto done;
+    for (size_t i = 0; i < n;) {
+        const batch_partial *p = sorted[i];
+        db_copy_field_text(thread_db, target_source(pd, p->target, b->data_source));
+        db_copy_field_text(thread_db, target_code(pd, p->target));
+        db_copy_field_text(thread_db, p->item_code);
+        size_t j = i;
+        for (size_t v = 0; v < nv; v++) {
+            if (j < n && sorted[j]->target == p->target && sorted[j]->version == v &&
+                !strcmp(sorted[j]->item_code, p->item_code))
+                db_copy_field_int64(thread_db, sorted[j++]->cents);
+            else
+                db_copy_field_null(thread_db);
+        }
+        if (j == i || db_copy_row_end(thread_db, e) != 0) {
+            if (j == i)
+                snprintf(e->msg, sizeof e->msg, "a partial of version %u beyond the run's %zu",
+                         p->version, nv);
+            db_copy_in_abort(thread_db, "row failed");
+            goto done;
+        }
+        i = j;
+    }
+    rc = db_copy_in_end(thread_db, e) < 0 ? -1 : 0;
+done:
+    free(sorted);
+    return rc;
+}
+
 static int copy_results(const msg_batch *b, const pubdata *pd, const batch_result *res,
                         db_error *e) {
     char id[32];
     snprintf(id, sizeof id, "%" PRId64, b->run_id);
-    if (res->n_partials) {
-        /* into the run's own table of partials (made by its snapshot) */
-        char copy[160];
-        snprintf(copy, sizeof copy,
-                 "COPY alloc_partial_run_%s (run_id, version, data_source, project_code, "
-                 "item_code, cents) FROM STDIN",
-                 id);
-        if (db_copy_in_begin(thread_db, copy, e) != 0)
-            return -1;
-        for (size_t i = 0; i < res->n_partials; i++) {
-            const batch_partial *p = &res->partials[i];
-            db_copy_field_text(thread_db, id);
-            db_copy_field_text(thread_db, pubdata_version_name(pd, p->version));
-            db_copy_field_text(thread_db, target_source(pd, p->target, b->data_source));
-            db_copy_field_text(thread_db, target_code(pd, p->target));
-            db_copy_field_text(thread_db, p->item_code);
-            db_copy_field_int64(thread_db, p->cents);
-            if (db_copy_row_end(thread_db, e) != 0) {
-                db_copy_in_abort(thread_db, "row failed");
-                return -1;
-            }
-        }
-        if (db_copy_in_end(thread_db, e) < 0)
-            return -1;
-    }
+    if (res->n_partials && copy_partials(b, pd, res, id, e) != 0)
+        return -1;
     if (res->n_unallocated) {
         if (db_copy_in_begin(thread_db,
                              "COPY alloc_unallocated (run_id, batch_id, version, data_source, "

@@ -29,6 +29,7 @@
 #include "fx.h"
 #include "log.h"
 #include "msg.h"
+#include "pubdata.h"
 #include "report_rows.h"
 
 #define FX_CACHE_MAX 4
@@ -147,16 +148,17 @@ static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *
  * Its direct rows ($1 data source, $2 / $3 the range), from the snapshot's
  * run_direct_N (in unit order under a block-range index), with their category:
  * the versions a row takes part in are the run's (its public data, as the
- * snapshot saw them, $1 run). Its allocated partials by version ($1 run, $2
- * data source, $3 / $4 the range). */
+ * snapshot saw them, $1 run). Its allocated partials ($1 data source, $2 / $3
+ * the range; %s the columns cents_K of the run's K-th version, NULL where the
+ * batch gave that version nothing). */
 static const char UNIT_DIRECT_SQL[] =
     "SELECT project_code, item_code, category, cents FROM run_direct_%s "
     "WHERE data_source = $1 AND ($2::text IS NULL OR project_code >= $2) "
     "AND ($3::text IS NULL OR project_code < $3)";
 static const char UNIT_PARTIAL_SQL[] =
-    "SELECT version, project_code, item_code, cents FROM alloc_partial_run_%s "
-    "WHERE run_id = $1 AND data_source = $2 AND ($3::text IS NULL OR project_code >= $3) "
-    "AND ($4::text IS NULL OR project_code < $4)";
+    "SELECT project_code, item_code%s FROM alloc_partial_run_%s "
+    "WHERE data_source = $1 AND ($2::text IS NULL OR project_code >= $2) "
+    "AND ($3::text IS NULL OR project_code < $3)";
 static const char UNIT_VERSIONS_SQL[] =
     "SELECT v ->> 0, (v -> 1)::text FROM run_public r, "
     "json_array_elements(r.body::json -> 'versions') v WHERE r.run_id = $1";
@@ -491,8 +493,8 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
     size_t nslots = fx_ruleset_slot_count(rs), naudit = fx_ruleset_audit_count(rs);
     const char *pv[] = {run_id};
     const char *pd[] = {a->data_source, range[0], range[1]};
-    const char *pp[] = {run_id, a->data_source, range[0], range[1]};
-    char sql[sizeof UNIT_PARTIAL_SQL + sizeof UNIT_DIRECT_SQL + 64];
+    char sql[sizeof UNIT_PARTIAL_SQL + sizeof UNIT_DIRECT_SQL + 16 * PUBDATA_MAX_VERSIONS + 64];
+    char cols[16 * PUBDATA_MAX_VERSIONS + 1] = "";
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     PGresult *versions = NULL, *direct = NULL, *partial = NULL;
@@ -520,16 +522,25 @@ static int write_unit(db_conn *db, const char *run_id, const msg_assemble *a,
     snprintf(sql, sizeof sql, UNIT_DIRECT_SQL, run_id);
     if (!(direct = db_query(db, sql, 3, pd, PGRES_TUPLES_OK, e)))
         goto done;
-    snprintf(sql, sizeof sql, UNIT_PARTIAL_SQL, run_id);
-    if (!(partial = db_query(db, sql, 4, pp, PGRES_TUPLES_OK, e)))
+    if (rv.n > PUBDATA_MAX_VERSIONS) {
+        snprintf(e->msg, sizeof e->msg, "the run has %zu versions: at most %d are supported", rv.n,
+                 PUBDATA_MAX_VERSIONS);
+        goto done;
+    }
+    for (size_t v = 0, len = 0; v < rv.n; v++)
+        len += (size_t)snprintf(cols + len, sizeof cols - len, ", cents_%zu", v);
+    snprintf(sql, sizeof sql, UNIT_PARTIAL_SQL, cols, run_id);
+    if (!(partial = db_query(db, sql, 3, pd, PGRES_TUPLES_OK, e)))
         goto done;
     out->read_s = seconds_since(&t0);
     if (unit_direct(db, run_id, a, direct, &rv, &uv, rs, e) != 0)
         goto done;
     for (int i = 0, n = PQntuples(partial); i < n; i++)
-        if (unit_add(&uv, rs, a, PQgetvalue(partial, i, 0), PQgetvalue(partial, i, 1),
-                     PQgetvalue(partial, i, 2), PQgetvalue(partial, i, 3), e) != 0)
-            goto done;
+        for (size_t v = 0; v < rv.n; v++)
+            if (!PQgetisnull(partial, i, 2 + (int)v) &&
+                unit_add(&uv, rs, a, rv.name[v], PQgetvalue(partial, i, 0),
+                         PQgetvalue(partial, i, 1), PQgetvalue(partial, i, 2 + (int)v), e) != 0)
+                goto done;
     snprintf(table, sizeof table, "report_after_run_%s_u%" PRId64, run_id, a->unit_id);
     if (unit_table(db, run_id, a, range, table, e) != 0)
         goto done;

@@ -334,6 +334,10 @@ int run_finish(run_state *st) {
         }
     }
     PQclear(r);
+    if (run_sweep_orphans(st->db, &e) < 0) {
+        db_rollback(st->db, NULL);
+        return cli_fail_db(&e, "finish run: orphan tables");
+    }
     const char *lp[] = {id, replaced};
     if (db_exec_params(
             st->db,

@@ -103,6 +103,49 @@ int run_drop_tables(db_conn *db, const char *run_id, db_error *e) {
     return rc;
 }
 
+int run_sweep_orphans(db_conn *db, db_error *e) {
+    PGresult *r = db_query(db,
+                           "SELECT substr(c.relname, 12) FROM pg_class c "
+                           "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' "
+                           "AND c.relname ~ '^run_direct_[0-9]{1,18}$' "
+                           "AND NOT EXISTS (SELECT 1 FROM alloc_run a "
+                           "    WHERE a.run_id = substr(c.relname, 12)::bigint) "
+                           "ORDER BY 1",
+                           0, NULL, PGRES_TUPLES_OK, e);
+    if (!r)
+        return -1;
+    int dropped = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *p[] = {PQgetvalue(r, i, 0)};
+        /* a snapshot still going holds its run's lock; once it is taken here,
+         * a fresh look (this is READ COMMITTED) tells whether the run committed */
+        int64_t orphan = 0;
+        if (db_query_int64(db,
+                           "SELECT CASE WHEN pg_try_advisory_xact_lock(hashtext('alloc.run'), "
+                           "    ($1::bigint & 2147483647)::int) THEN 1 ELSE 0 END",
+                           1, p, &orphan, e) < 0 ||
+            (orphan == 1 && db_query_int64(db,
+                                           "SELECT CASE WHEN EXISTS (SELECT 1 FROM alloc_run "
+                                           "WHERE run_id = $1::bigint) THEN 0 ELSE 1 END",
+                                           1, p, &orphan, e) < 0)) {
+            PQclear(r);
+            return -1;
+        }
+        if (orphan != 1)
+            continue;
+        char drop[96];
+        snprintf(drop, sizeof drop, "DROP TABLE IF EXISTS run_direct_%s", p[0]);
+        if (db_exec(db, drop, e) != 0) {
+            PQclear(r);
+            return -1;
+        }
+        log_info("dropped run_direct_%s: the copy of a snapshot that never committed", p[0]);
+        dropped++;
+    }
+    PQclear(r);
+    return dropped;
+}
+
 /* Runs steps with $1 = run id, logging how long each took. Returns 0 or -1 with e. */
 int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,
               db_error *e) {

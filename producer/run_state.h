@@ -58,6 +58,12 @@ typedef struct run_state {
 /* Set by SIGINT / SIGTERM: the producer stops waiting, the run goes on. */
 extern volatile sig_atomic_t run_interrupted;
 
+/* The lock a run's snapshot transaction holds until it commits ($1 the run
+ * id): the sweep of orphan tables (run_sweep_orphans) skips a run that holds
+ * it. A collision of two ids in the 31 bits only delays a sweep. */
+#define RUN_LOCK_SQL                                                                               \
+    "SELECT pg_advisory_xact_lock(hashtext('alloc.run'), ($1::bigint & 2147483647)::int)"
+
 /* One SQL statement of a stage, with $1 = the run id, and its label for the log. */
 typedef struct sql_step {
     const char *label;
@@ -99,6 +105,10 @@ void run_formulas_free(run_formulas *f);
  * its partials, its report_before rows and its units' report_after rows.
  * Returns 0, or -1 with e. */
 int run_drop_tables(db_conn *db, const char *run_id, db_error *e);
+/* Drops the direct rows' copies of snapshots that never committed (a crash
+ * between the copy's commit and its run's: run1_snapshot.c), inside the
+ * caller's READ COMMITTED transaction. Returns the tables dropped, or -1 with e. */
+int run_sweep_orphans(db_conn *db, db_error *e);
 
 /* Runs steps with $1 = run id, logging each one's time. 0 or -1 with e. */
 int run_steps(db_conn *db, const char *phase, const sql_step *steps, size_t n, const char *run_id,
