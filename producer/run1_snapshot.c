@@ -203,8 +203,8 @@ static const sql_step SNAPSHOT_STEPS[] = {
 };
 
 /* The run's own tables of the snapshot ($1 is the run id, %s its number):
- * - run_direct_%s: the direct rows, at their project's data source, with
- *   their item, category and cents, stored in unit order (data source,
+ * - run_direct_%s: the direct rows' cents summed per project (at its data
+ *   source), item and category, stored in unit order (data source,
  *   project) under a block-range index: each unit of the formula stage reads
  *   its few contiguous pages and sums them into report_before and
  *   report_after (DESIGN.md 5.4). Copied by a second connection in the
@@ -266,16 +266,24 @@ static int snapshot_run_tables(db_conn *db, const char *id, db_error *e) {
  * run's transaction holds the advisory lock of its run id until it commits,
  * so the sweep never takes a table whose run is about to appear. */
 
-/* $1 period, $2 ruleset; %s the run's number. Rows that fail validation
- * (unbound, unknown project) are left out: the run is refused then anyway. */
+/* $1 period, $2 ruleset; %s the run's number. Summed per (project, item,
+ * category) on the way: the sort that puts them in unit order groups them
+ * too, and 40% of the rows is left to write and for the units to read. The
+ * sort's first key is the project's rank in unit order (data source, project
+ * code), a number: most comparisons are of integers, not of two strings.
+ * Rows that fail validation (unbound, unknown project) are left out: the run
+ * is refused then anyway. */
 static const char DIRECT_ROWS_SQL[] =
     "INSERT INTO run_direct_%s "
     "SELECT p.data_source, e.project_code, coalesce(bb.item_code, ba.item_code), e.category, "
-    "       (e.amount * 100)::bigint "
-    "FROM ledger_entry e JOIN project p ON p.project_code = e.project_code " BINDING_JOINS
+    "       (sum(e.amount) * 100)::bigint "
+    "FROM ledger_entry e "
+    "JOIN (SELECT data_source, project_code, "
+    "             row_number() OVER (ORDER BY data_source, project_code) AS k FROM project) p "
+    "     ON p.project_code = e.project_code " BINDING_JOINS
     "WHERE e.period_code = $1 AND e.project_code IS NOT NULL "
     "  AND coalesce(bb.item_code, ba.item_code) IS NOT NULL "
-    "ORDER BY 1, 2";
+    "GROUP BY p.k, 1, 2, 3, 4 ORDER BY p.k";
 
 typedef struct direct_copy {
     const alloc_config *cfg;

@@ -3,6 +3,7 @@
 # I/O floor on the same generated period. Prints figures; asserts nothing about speed.
 #   ALLOC_BENCH_SCALES  comma-separated scales, each a fresh period (default: ALLOC_BENCH_SCALE or 1)
 #   ALLOC_BENCH_CONSUMERS (default 2)
+#   ALLOC_BENCH_CONSUMER_FLAGS  extra flags of each consumer (e.g. --threads 2)
 #   ALLOC_BENCH_SKIP_BASELINE=1 to skip the baseline (5.5 to 7 minutes at seed scale)
 # Uses the local cluster of `make demo` (.run/cluster) and a database `bench`.
 set -euo pipefail
@@ -65,7 +66,8 @@ bench_scale() {
 
     local pids=() i
     for ((i = 1; i <= nconsumers; i++)); do
-        "$bin/alloc-consumer" >"$logs/consumer-$i.log" 2>&1 &
+        # shellcheck disable=SC2086 # the flags are words
+        "$bin/alloc-consumer" ${ALLOC_BENCH_CONSUMER_FLAGS:-} >"$logs/consumer-$i.log" 2>&1 &
         pids+=($!)
     done
     sleep 1

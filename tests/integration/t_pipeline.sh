@@ -81,9 +81,23 @@ sum1=$("$PRODUCER" report --period $PERIOD --run "${run1:-0}" --checksum 2>/dev/
 stop_consumers
 
 # --- the same period with 1 consumer and other batch sizes: the same checksum
+# (and two copies of direct rows whose snapshot never committed: one orphan,
+# one whose run still holds its lock, as a snapshot about to commit does)
+sql -c "CREATE TABLE run_direct_987654 (x int); CREATE TABLE run_direct_987655 (x int)" >/dev/null
+psql -X -q -d "$ALLOC_PG_DSN" -c "BEGIN" \
+    -c "SELECT pg_advisory_xact_lock(hashtext('alloc.run'), 987655)" -c "SELECT pg_sleep(600)" \
+    >/dev/null 2>&1 &
+holder=$!
 start_consumers 1
 "$PRODUCER" run --period $PERIOD --timeout 300 >/dev/null 2>"$LOGS/run2.err"
 check_eq "run with 1 consumer exits 0" "$?" 0
+check_eq "the orphan copy of a snapshot that never committed is swept" \
+    "$(sql -c "SELECT count(*) FROM pg_class WHERE relname = 'run_direct_987654'")" 0
+check_eq "a copy whose run holds its lock is kept" \
+    "$(sql -c "SELECT count(*) FROM pg_class WHERE relname = 'run_direct_987655'")" 1
+sql -c "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = 987655" >/dev/null
+wait "$holder" 2>/dev/null
+sql -c "DROP TABLE run_direct_987655" >/dev/null
 run2=$(sql -c "SELECT max(run_id) FROM alloc_run WHERE status = 'succeeded'")
 sum2=$("$PRODUCER" report --period $PERIOD --run "${run2:-0}" --checksum 2>/dev/null)
 check "checksum is a sha256 ($sum1)" test "${#sum1}" -eq 64
@@ -95,7 +109,8 @@ snapshot_tables() {
     sql -c "SELECT (SELECT count(*) FROM alloc_run) || ' ' || (SELECT count(*) FROM report_after) || ' ' ||
                    (SELECT count(*) FROM report_before) || ' ' || (SELECT count(*) FROM run_pending) || ' ' ||
                    (SELECT count(*) FROM audit_finding) || ' ' || (SELECT count(*) FROM run_log) || ' ' ||
-                   (SELECT count(*) FROM batch_marker)"
+                   (SELECT count(*) FROM batch_marker) || ' ' ||
+                   (SELECT count(*) FROM pg_class WHERE relname LIKE 'run\_direct\_%')"
 }
 before=$(snapshot_tables)
 sql -c "INSERT INTO ledger_entry (period_code, company_code, data_source, budget_item_code, account_code, project_code, category, amount)
