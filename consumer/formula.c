@@ -146,8 +146,7 @@ static fx_entry *fx_get(cache_conn *cache, const char *key, int *missing, char *
 /* The rows of a unit; %s is the run's number, the project range (NULL: open)
  * is compared in the columns' own collation as the producer cut the units.
  * Its direct rows ($1 data source, $2 / $3 the range), from the snapshot's
- * run_direct_N (summed per project, item and category, in unit order under a
- * block-range index), with their category:
+ * run_direct_N (in unit order under a block-range index), with their category:
  * the versions a row takes part in are the run's (its public data, as the
  * snapshot saw them, $1 run). Its allocated partials ($1 data source, $2 / $3
  * the range; %s the columns cents_K of the run's K-th version, NULL where the

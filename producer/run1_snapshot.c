@@ -109,8 +109,12 @@ static int validate(db_conn *db, const char *period, const char *ruleset, db_err
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* the period's rows, read once: every later step reads these */
     if (db_exec(db, SNAP_SQL, e) != 0 || db_exec_params(db, SNAP_PENDING_SQL, 2, p, e) < 0 ||
-        db_exec(db, "ANALYZE snap", e) != 0 || db_exec_params(db, SNAP_SUM_SQL, 2, p, e) < 0 ||
-        db_exec(db, "ANALYZE snap_sum", e) != 0)
+        db_exec(db, "ANALYZE snap", e) != 0 ||
+        /* a few thousand groups, but the planner cannot tell from the
+         * expressions and would sort millions of rows on strings instead */
+        db_exec(db, "SET LOCAL enable_sort = off", e) != 0 ||
+        db_exec_params(db, SNAP_SUM_SQL, 2, p, e) < 0 ||
+        db_exec(db, "SET LOCAL enable_sort = on; ANALYZE snap_sum", e) != 0)
         return -1;
     log_info("snapshot: pending rows and sums of the direct ones in %.1fs", run_elapsed(&t0));
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -203,8 +207,8 @@ static const sql_step SNAPSHOT_STEPS[] = {
 };
 
 /* The run's own tables of the snapshot ($1 is the run id, %s its number):
- * - run_direct_%s: the direct rows' cents summed per project (at its data
- *   source), item and category, stored in unit order (data source,
+ * - run_direct_%s: the direct rows, at their project's data source, with
+ *   their item, category and cents, stored in unit order (data source,
  *   project) under a block-range index: each unit of the formula stage reads
  *   its few contiguous pages and sums them into report_before and
  *   report_after (DESIGN.md 5.4). Copied by a second connection in the
@@ -217,6 +221,7 @@ static const sql_step SNAPSHOT_STEPS[] = {
  *   cents per version (cents_K for the run's K-th version in byte order, as
  *   in its public data; NULL where no share of that version arrived): most
  *   shares land in every version, so this halves the rows written and read.
+ *   Partitioned by data source: a unit reads the partition of its own.
  * The CHECK lets the attach skip a scan. */
 static const char POOL_ROWS_SQL[] =
     "INSERT INTO report_before_run_%s (run_id, version, data_source, project_code, item_code, "
@@ -226,6 +231,16 @@ static const char POOL_ROWS_SQL[] =
     "JOIN report_version v ON v.include_categories IS NULL OR b.category = ANY "
     "(v.include_categories) "
     "WHERE b.pending GROUP BY 2, 3, 4, 5";
+
+/* The partitions of alloc_partial_run_N ($1 the run id), as one statement. */
+static const char PARTIAL_PARTITIONS_SQL[] =
+    "SELECT coalesce(string_agg(format('CREATE TABLE %I PARTITION OF %I FOR VALUES IN (%L)', "
+    "           'alloc_partial_run_' || $1 || '_p' || k, 'alloc_partial_run_' || $1, "
+    "           data_source), '; ') || '; ', '') "
+    "       || format('CREATE TABLE %I PARTITION OF %I DEFAULT', "
+    "                 'alloc_partial_run_' || $1 || '_default', 'alloc_partial_run_' || $1) "
+    "FROM (SELECT data_source, row_number() OVER (ORDER BY data_source) AS k "
+    "      FROM (SELECT data_source FROM project UNION SELECT data_source FROM snap) d) s";
 
 static int snapshot_run_tables(db_conn *db, const char *id, db_error *e) {
     struct timespec t0;
@@ -245,8 +260,17 @@ static int snapshot_run_tables(db_conn *db, const char *id, db_error *e) {
      * which names the limit */
     for (int64_t v = 0; v < nversions && v < PUBDATA_MAX_VERSIONS; v++)
         len += snprintf(sql + len, sizeof sql - (size_t)len, ", cents_%" PRId64 " bigint", v);
-    snprintf(sql + len, sizeof sql - (size_t)len, ")");
+    snprintf(sql + len, sizeof sql - (size_t)len, ") PARTITION BY LIST (data_source)");
     if (db_exec(db, sql, e) != 0)
+        return -1;
+    /* a partition per data source a share can land in (a project's, or a
+     * pending row's for #UNALLOCATED), and a default one for safety */
+    PGresult *r = db_query(db, PARTIAL_PARTITIONS_SQL, 1, p, PGRES_TUPLES_OK, e);
+    if (!r)
+        return -1;
+    int rc = db_exec(db, PQgetvalue(r, 0, 0), e);
+    PQclear(r);
+    if (rc != 0)
         return -1;
     snprintf(sql, sizeof sql, POOL_ROWS_SQL, id);
     if (db_exec_params(db, sql, 1, p, e) < 0)
@@ -266,24 +290,23 @@ static int snapshot_run_tables(db_conn *db, const char *id, db_error *e) {
  * run's transaction holds the advisory lock of its run id until it commits,
  * so the sweep never takes a table whose run is about to appear. */
 
-/* $1 period, $2 ruleset; %s the run's number. Summed per (project, item,
- * category) on the way: the sort that puts them in unit order groups them
- * too, and 40% of the rows is left to write and for the units to read. The
- * sort's first key is the project's rank in unit order (data source, project
- * code), a number: most comparisons are of integers, not of two strings.
- * Rows that fail validation (unbound, unknown project) are left out: the run
- * is refused then anyway. */
+/* $1 period, $2 ruleset; %s the run's number. The sort key is the project's
+ * rank in unit order (data source, project code), a number: the sort compares
+ * integers, not pairs of strings. (Summing per project, item and category on
+ * the way writes 40% of the rows but sorts on strings again: slower from
+ * scale 2 on.) Rows that fail validation (unbound, unknown project) are left
+ * out: the run is refused then anyway. */
 static const char DIRECT_ROWS_SQL[] =
     "INSERT INTO run_direct_%s "
     "SELECT p.data_source, e.project_code, coalesce(bb.item_code, ba.item_code), e.category, "
-    "       (sum(e.amount) * 100)::bigint "
+    "       (e.amount * 100)::bigint "
     "FROM ledger_entry e "
     "JOIN (SELECT data_source, project_code, "
     "             row_number() OVER (ORDER BY data_source, project_code) AS k FROM project) p "
     "     ON p.project_code = e.project_code " BINDING_JOINS
     "WHERE e.period_code = $1 AND e.project_code IS NOT NULL "
     "  AND coalesce(bb.item_code, ba.item_code) IS NOT NULL "
-    "GROUP BY p.k, 1, 2, 3, 4 ORDER BY p.k";
+    "ORDER BY p.k";
 
 typedef struct direct_copy {
     const alloc_config *cfg;

@@ -136,6 +136,12 @@ int run_publish_buckets(run_state *st, int *published) {
     char id[32];
     run_i64s(st->run_id, id, sizeof id);
     const char *p[] = {id};
+    /* the sort of the pending rows in memory, not in temporary files (from
+     * scale 2 on, the server's work_mem is too small for them) */
+    if (db_exec(st->db, "SET work_mem = '512MB'", &e) != 0) {
+        free_plans(plans, nplans);
+        return cli_fail_db(&e, "stream pending rows");
+    }
     db_stream *s =
         db_stream_open(st->db,
                        "SELECT entry_id, data_source, company_code, item_code, category, "
@@ -215,6 +221,8 @@ int run_publish_buckets(run_state *st, int *published) {
     if (rc == ALLOC_EXIT_OK && more < 0)
         rc = cli_fail_db(&e, "stream pending rows");
     db_stream_close(s);
+    if (db_exec(st->db, "RESET work_mem", &e) != 0)
+        log_warn("RESET work_mem: %s", e.msg);
     free(rows);
     free(arena);
     free_plans(plans, nplans);
