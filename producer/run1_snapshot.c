@@ -334,7 +334,8 @@ static void *direct_copy_main(void *arg) {
     if (db_durable_commits(d->db, &d->e) != 0 || db_begin(d->db, "REPEATABLE READ", &d->e) != 0)
         return NULL;
     snprintf(sql, sizeof sql, "SET TRANSACTION SNAPSHOT '%s'", d->snapshot);
-    if (db_exec(d->db, sql, &d->e) != 0 || db_exec(d->db, "SET LOCAL work_mem = '512MB'", &d->e))
+    if (db_exec(d->db, sql, &d->e) != 0 ||
+        db_exec(d->db, "SET LOCAL work_mem = '512MB'", &d->e) != 0)
         return NULL;
     snprintf(sql, sizeof sql,
              "CREATE TABLE run_direct_%s (data_source text NOT NULL, project_code text NOT NULL, "

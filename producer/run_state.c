@@ -121,8 +121,8 @@ int run_sweep_orphans(db_conn *db, db_error *e) {
          * a fresh look (this is READ COMMITTED) tells whether the run committed */
         int64_t orphan = 0;
         if (db_query_int64(db,
-                           "SELECT CASE WHEN pg_try_advisory_xact_lock(hashtext('alloc.run'), "
-                           "    ($1::bigint & 2147483647)::int) THEN 1 ELSE 0 END",
+                           "SELECT CASE WHEN pg_try_advisory_xact_lock(" RUN_LOCK_KEY
+                           ") THEN 1 ELSE 0 END",
                            1, p, &orphan, e) < 0 ||
             (orphan == 1 && db_query_int64(db,
                                            "SELECT CASE WHEN EXISTS (SELECT 1 FROM alloc_run "

@@ -61,8 +61,8 @@ extern volatile sig_atomic_t run_interrupted;
 /* The lock a run's snapshot transaction holds until it commits ($1 the run
  * id): the sweep of orphan tables (run_sweep_orphans) skips a run that holds
  * it. A collision of two ids in the 31 bits only delays a sweep. */
-#define RUN_LOCK_SQL                                                                               \
-    "SELECT pg_advisory_xact_lock(hashtext('alloc.run'), ($1::bigint & 2147483647)::int)"
+#define RUN_LOCK_KEY "hashtext('alloc.run'), ($1::bigint & 2147483647)::int"
+#define RUN_LOCK_SQL "SELECT pg_advisory_xact_lock(" RUN_LOCK_KEY ")"
 
 /* One SQL statement of a stage, with $1 = the run id, and its label for the log. */
 typedef struct sql_step {
