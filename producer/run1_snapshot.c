@@ -221,7 +221,8 @@ static const sql_step SNAPSHOT_STEPS[] = {
  *   cents per version (cents_K for the run's K-th version in byte order, as
  *   in its public data; NULL where no share of that version arrived): most
  *   shares land in every version, so this halves the rows written and read.
- *   Partitioned by data source: a unit reads the partition of its own.
+ *   Partitioned by data source and indexed by the plan stage: a unit reads
+ *   its range of projects in its data source's partition.
  * The CHECK lets the attach skip a scan. */
 static const char POOL_ROWS_SQL[] =
     "INSERT INTO report_before_run_%s (run_id, version, data_source, project_code, item_code, "

@@ -1,5 +1,8 @@
 /* The end of the allocation stage (DESIGN.md 5.4): the 'unallocated' findings,
- * the run's own report_after table, and the units the formula stage
+ * the index of the run's partials (built in one pass, partition by partition,
+ * now that they are all written: a unit of a big data source reads its own
+ * range of projects, not its data source's whole partition again), the run's
+ * own report_after table, and the units the formula stage
  * assembles report rows in, all in one transaction that moves the run to that
  * stage. */
 #include <inttypes.h>
@@ -83,8 +86,9 @@ int run_plan_units(run_state *st) {
     char sql[2048];
     snprintf(sql, sizeof sql,
              "CREATE TABLE report_after_run_%s (LIKE report_after INCLUDING DEFAULTS) "
-             "PARTITION BY RANGE (data_source, project_code)",
-             id);
+             "PARTITION BY RANGE (data_source, project_code); "
+             "CREATE INDEX ON alloc_partial_run_%s (data_source, project_code)",
+             id, id);
     PGresult *ur = NULL;
     if (db_exec(st->db, sql, &e) != 0 ||
         run_steps(st->db, "plan", PLAN_STEPS, sizeof PLAN_STEPS / sizeof PLAN_STEPS[0], id, &e) !=
