@@ -4,7 +4,7 @@
 #   ALLOC_BENCH_SCALES  comma-separated scales, each a fresh period (default: ALLOC_BENCH_SCALE or 1)
 #   ALLOC_BENCH_CONSUMERS (default 2)
 #   ALLOC_BENCH_CONSUMER_FLAGS  extra flags of each consumer (e.g. --threads 2)
-#   ALLOC_BENCH_SKIP_BASELINE=1 to skip the baseline (5.5 to 7 minutes at seed scale)
+#   ALLOC_BENCH_SKIP_BASELINE=1 to skip the baseline (about 7 minutes at seed scale)
 # Uses the local cluster of `make demo` (.run/cluster) and a database `bench`.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
