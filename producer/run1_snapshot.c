@@ -386,12 +386,16 @@ static int direct_copy_start(direct_copy *d, run_state *st, const char *id, cons
     return 0;
 }
 
-/* Waits for the copy. Returns 0 when its rows are in (uncommitted), or -1 with e. */
-static int direct_copy_wait(direct_copy *d, db_error *e) {
+static void direct_copy_join(direct_copy *d) {
     if (d->started) {
         pthread_join(d->thread, NULL);
         d->started = 0;
     }
+}
+
+/* Waits for the copy. Returns 0 when its rows are in (uncommitted), or -1 with e. */
+static int direct_copy_wait(direct_copy *d, db_error *e) {
+    direct_copy_join(d);
     if (d->rc != 0) {
         *e = d->e;
         return -1;
@@ -403,15 +407,16 @@ static int direct_copy_wait(direct_copy *d, db_error *e) {
 /* Ends the copy: commits it when commit is set (the run's transaction commits
  * next), else rolls it back; closes its connection. Returns 0, or -1 with e. */
 static int direct_copy_end(direct_copy *d, int commit, db_error *e) {
-    if (d->started) {
-        pthread_join(d->thread, NULL);
-        d->started = 0;
-    }
+    direct_copy_join(d);
     int rc = 0;
-    if (commit)
-        rc = d->rc == 0 ? db_commit(d->db, e) : (*e = d->e, -1);
-    else if (d->db)
+    if (commit && d->rc != 0) {
+        *e = d->e;
+        rc = -1;
+    } else if (commit) {
+        rc = db_commit(d->db, e);
+    } else if (d->db) {
         db_rollback(d->db, NULL);
+    }
     db_close(d->db);
     d->db = NULL;
     return rc;
